@@ -1,0 +1,620 @@
+package imap
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-sasl"
+
+	"mailfs/remote"
+)
+
+// TLSMode says how the connection is protected.
+type TLSMode string
+
+const (
+	TLSImplicit TLSMode = "implicit"
+	TLSStartTLS TLSMode = "starttls"
+	TLSNone     TLSMode = "none"
+)
+
+// Config is what Dial needs. Password is only ever sent to the server.
+type Config struct {
+	Addr      string // host:port
+	TLS       TLSMode
+	TLSConfig *tls.Config
+	Username  string
+	Password  string
+	// Auth is "plain" (AUTHENTICATE PLAIN, LOGIN where the server has no
+	// AUTH=PLAIN), "login" (LOGIN) or "xoauth2" (Password is the token).
+	Auth string
+	// Connections bounds the pool (default 4).
+	Connections int
+	// Timeout fails a command that makes no progress for this long
+	// (default 30 s).
+	Timeout time.Duration
+	Logger  *slog.Logger
+	// DialContext replaces the network dialer (tests).
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Account is a remote.Account on one IMAP login.
+type Account struct {
+	cfg Config
+	log *slog.Logger
+
+	sem chan struct{} // one token per connection that may be open
+
+	mu     sync.Mutex // protects idle, closed
+	idle   []*conn
+	closed bool
+
+	delimOnce sync.Once
+}
+
+var (
+	_ remote.Account     = (*Account)(nil)
+	_ remote.RangeReader = (*Account)(nil)
+	_ remote.BulkFetcher = (*Account)(nil)
+)
+
+type conn struct {
+	c        *imapclient.Client
+	dc       *deadlineConn
+	selected string // folder open (EXAMINE) on this connection, "" if none
+	validity uint32
+	exists   uint32
+	broken   bool
+}
+
+// Dial logs in once, so that a wrong password or an unreachable server is an
+// error at mount time, and keeps that connection in the pool.
+func Dial(ctx context.Context, cfg Config) (*Account, error) {
+	if cfg.Connections <= 0 {
+		cfg.Connections = 4
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.TLS == "" {
+		cfg.TLS = TLSImplicit
+	}
+	a := &Account{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.Connections)}
+	cn, err := a.get(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	a.put(cn)
+	return a, nil
+}
+
+func (a *Account) dial(ctx context.Context) (*conn, error) {
+	dialCtx, cancel := context.WithTimeout(ctx, a.cfg.Timeout)
+	defer cancel()
+	var raw net.Conn
+	var err error
+	if a.cfg.DialContext != nil {
+		raw, err = a.cfg.DialContext(dialCtx, "tcp", a.cfg.Addr)
+	} else {
+		var d net.Dialer
+		raw, err = d.DialContext(dialCtx, "tcp", a.cfg.Addr)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("imap: connect to %s: %w: %v", a.cfg.Addr, remote.ErrUnavailable, err)
+	}
+	dc := newDeadlineConn(raw, a.cfg.Timeout)
+	end := dc.begin(ctx)
+	defer end()
+
+	opts := &imapclient.Options{
+		TLSConfig:   a.cfg.TLSConfig,
+		WordDecoder: wordDecoder,
+	}
+	var c *imapclient.Client
+	switch a.cfg.TLS {
+	case TLSImplicit:
+		tc := tls.Client(dc, a.cfg.TLSConfig)
+		if err := tc.HandshakeContext(dialCtx); err != nil {
+			raw.Close()
+			return nil, fmt.Errorf("imap: %s: %w: %v", a.cfg.Addr, remote.ErrTLS, err)
+		}
+		c = imapclient.New(tc, opts)
+	case TLSStartTLS:
+		c, err = imapclient.NewStartTLS(dc, opts)
+		if err != nil {
+			raw.Close()
+			var imapErr *imap.Error
+			if errors.As(err, &imapErr) {
+				return nil, fmt.Errorf("imap: %s refused STARTTLS (%v): %w: not falling back to plain text", a.cfg.Addr, imapErr, remote.ErrTLS)
+			}
+			return nil, fmt.Errorf("imap: %s: STARTTLS: %w: %v", a.cfg.Addr, remote.ErrTLS, err)
+		}
+	case TLSNone:
+		c = imapclient.New(dc, opts)
+	default:
+		raw.Close()
+		return nil, fmt.Errorf("imap: unknown tls mode %q", a.cfg.TLS)
+	}
+	if err := c.WaitGreeting(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("imap: %s: greeting: %w: %v", a.cfg.Addr, remote.ErrUnavailable, err)
+	}
+	if err := a.login(c); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return &conn{c: c, dc: dc}, nil
+}
+
+func (a *Account) login(c *imapclient.Client) error {
+	var err error
+	switch a.cfg.Auth {
+	case "", "plain":
+		if c.Caps().Has(imap.AuthCap(sasl.Plain)) {
+			err = c.Authenticate(sasl.NewPlainClient("", a.cfg.Username, a.cfg.Password))
+		} else {
+			err = c.Login(a.cfg.Username, a.cfg.Password).Wait()
+		}
+	case "login":
+		err = c.Login(a.cfg.Username, a.cfg.Password).Wait()
+	case "xoauth2":
+		err = c.Authenticate(&xoauth2Client{user: a.cfg.Username, token: a.cfg.Password})
+	default:
+		return fmt.Errorf("imap: unknown auth %q (want plain, login or xoauth2)", a.cfg.Auth)
+	}
+	if err != nil {
+		var imapErr *imap.Error
+		if errors.As(err, &imapErr) {
+			// The server's text, never our password.
+			return fmt.Errorf("imap: login as %q: %w: %s", a.cfg.Username, remote.ErrAuth, imapErr.Text)
+		}
+		return fmt.Errorf("imap: login: %w: %v", remote.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// get takes a connection from the pool, preferring one that has folder open.
+func (a *Account) get(ctx context.Context, folder string) (*conn, error) {
+	select {
+	case a.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		<-a.sem
+		return nil, fmt.Errorf("imap: account closed: %w", remote.ErrUnavailable)
+	}
+	var cn *conn
+	for i := len(a.idle) - 1; i >= 0; i-- {
+		if folder != "" && a.idle[i].selected == folder {
+			cn = a.idle[i]
+			a.idle = slices.Delete(a.idle, i, i+1)
+			break
+		}
+	}
+	if cn == nil && len(a.idle) > 0 {
+		cn = a.idle[len(a.idle)-1]
+		a.idle = a.idle[:len(a.idle)-1]
+	}
+	a.mu.Unlock()
+	if cn != nil {
+		select {
+		case <-cn.c.Closed():
+			cn.c.Close()
+			cn = nil
+		default:
+		}
+	}
+	if cn == nil {
+		var err error
+		cn, err = a.dial(ctx)
+		if err != nil {
+			<-a.sem
+			return nil, err
+		}
+	}
+	return cn, nil
+}
+
+// put returns a connection to the pool, or closes it if it broke.
+func (a *Account) put(cn *conn) {
+	a.mu.Lock()
+	if cn.broken || a.closed {
+		a.mu.Unlock()
+		cn.c.Close()
+	} else {
+		a.idle = append(a.idle, cn)
+		a.mu.Unlock()
+	}
+	<-a.sem
+}
+
+// do runs fn on a pooled connection with folder selected (unless folder is
+// ""), with the deadline armed. A connection that fails below the IMAP layer
+// is discarded; a failure is retried once on a fresh connection when the
+// pooled one turned out dead before anything was done.
+func (a *Account) do(ctx context.Context, folder string, reselect bool, fn func(cn *conn) error) error {
+	for attempt := 0; ; attempt++ {
+		cn, err := a.get(ctx, folder)
+		if err != nil {
+			return err
+		}
+		end := cn.dc.begin(ctx)
+		err = func() error {
+			if folder != "" {
+				if reselect {
+					// EXAMINE again: it refreshes UIDVALIDITY and EXISTS.
+					cn.selected = ""
+				}
+				if err := a.examine(cn, folder); err != nil {
+					return err
+				}
+			}
+			return fn(cn)
+		}()
+		end()
+		var imapErr *imap.Error
+		if err != nil && !errors.As(err, &imapErr) && !errors.Is(err, remote.ErrNotFound) &&
+			!errors.Is(err, remote.ErrUIDValidity) && !errors.Is(err, remote.ErrProtocol) {
+			cn.broken = true
+		}
+		a.put(cn)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if cn.broken && !errors.Is(err, remote.ErrUnavailable) {
+			err = fmt.Errorf("imap: %w: %v", remote.ErrUnavailable, err)
+		}
+		if cn.broken && attempt == 0 && isStale(err) {
+			continue
+		}
+		return err
+	}
+}
+
+// isStale reports an error that a connection the server had already closed
+// would give at its first use.
+func isStale(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "connection reset")
+}
+
+// examine opens folder read-only on cn unless it is open already.
+func (a *Account) examine(cn *conn, folder string) error {
+	if cn.selected == folder {
+		return nil
+	}
+	cn.selected = ""
+	data, err := cn.c.Select(folder, &imap.SelectOptions{ReadOnly: true}).Wait()
+	if err != nil {
+		var imapErr *imap.Error
+		if errors.As(err, &imapErr) && imapErr.Type == imap.StatusResponseTypeNo {
+			return fmt.Errorf("imap: folder %q: %w: %s", folder, remote.ErrNotFound, imapErr.Text)
+		}
+		return err
+	}
+	cn.selected = folder
+	cn.validity = data.UIDValidity
+	cn.exists = data.NumMessages
+	return nil
+}
+
+// Folders implements remote.Account with LIST "" "*".
+func (a *Account) Folders(ctx context.Context) ([]remote.Folder, error) {
+	var out []remote.Folder
+	err := a.do(ctx, "", false, func(cn *conn) error {
+		list, err := cn.c.List("", "*", nil).Collect()
+		if err != nil {
+			return err
+		}
+		out = out[:0]
+		for _, l := range list {
+			f := remote.Folder{Name: l.Mailbox}
+			if l.Delim != 0 {
+				f.Path = strings.Split(l.Mailbox, string(l.Delim))
+			} else {
+				f.Path = []string{l.Mailbox}
+			}
+			for _, attr := range l.Attrs {
+				if attr == imap.MailboxAttrNoSelect || attr == imap.MailboxAttrNonExistent {
+					f.NoSelect = true
+				}
+			}
+			out = append(out, f)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(x, y remote.Folder) int { return strings.Compare(x.Name, y.Name) })
+	return out, nil
+}
+
+// List implements remote.Account: EXAMINE, then one
+// UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE).
+func (a *Account) List(ctx context.Context, folder string) (*remote.Listing, error) {
+	var lst *remote.Listing
+	err := a.do(ctx, folder, true, func(cn *conn) error {
+		lst = &remote.Listing{UIDValidity: cn.validity}
+		if cn.exists == 0 {
+			return nil
+		}
+		var set imap.UIDSet
+		set.AddRange(1, 0)
+		cmd := cn.c.Fetch(set, &imap.FetchOptions{UID: true, Flags: true, RFC822Size: true, InternalDate: true})
+		defer cmd.Close()
+		rows := make(map[uint32]int)
+		for {
+			msg := cmd.Next()
+			if msg == nil {
+				break
+			}
+			var (
+				row                remote.MessageInfo
+				haveSize, haveDate bool
+				haveFlags          bool
+			)
+			for {
+				item := msg.Next()
+				if item == nil {
+					break
+				}
+				switch item := item.(type) {
+				case imapclient.FetchItemDataUID:
+					row.UID = uint32(item.UID)
+				case imapclient.FetchItemDataFlags:
+					row.Flags = flagStrings(item.Flags)
+					haveFlags = true
+				case imapclient.FetchItemDataRFC822Size:
+					row.Size = item.Size
+					haveSize = true
+				case imapclient.FetchItemDataInternalDate:
+					row.Date = item.Time
+					haveDate = true
+				case imapclient.FetchItemDataBodySection:
+					if item.Literal != nil {
+						io.Copy(io.Discard, item.Literal)
+					}
+				}
+			}
+			if row.UID == 0 {
+				continue
+			}
+			if i, ok := rows[row.UID]; ok {
+				// A second response for one UID (an unsolicited flag
+				// update): take what it carries, never a partial row.
+				if haveFlags {
+					lst.Messages[i].Flags = row.Flags
+				}
+				continue
+			}
+			if !haveSize || !haveDate {
+				a.log.Warn("imap: listing row without size or date, skipped", "folder", folder, "uid", row.UID)
+				continue
+			}
+			row.Key = strconv.FormatUint(uint64(row.UID), 10)
+			rows[row.UID] = len(lst.Messages)
+			lst.Messages = append(lst.Messages, row)
+		}
+		return cmd.Close()
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(lst.Messages, func(x, y remote.MessageInfo) int { return cmpUint(x.UID, y.UID) })
+	return lst, nil
+}
+
+func cmpUint(a, b uint32) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func flagStrings(flags []imap.Flag) []string {
+	out := make([]string, len(flags))
+	for i, f := range flags {
+		out[i] = string(f)
+	}
+	return out
+}
+
+// checkValidity fails when the folder's UIDVALIDITY is not the one ref was
+// listed under: the UID may now name another message.
+func checkValidity(cn *conn, ref remote.Ref) error {
+	if ref.UIDValidity != 0 && cn.validity != ref.UIDValidity {
+		return fmt.Errorf("imap: folder %q: %w (listed under %d, now %d)", ref.Folder, remote.ErrUIDValidity, ref.UIDValidity, cn.validity)
+	}
+	return nil
+}
+
+// fetchOne fetches one section of one message.
+func (a *Account) fetchOne(ctx context.Context, ref remote.Ref, section *imap.FetchItemBodySection) ([]byte, error) {
+	var out []byte
+	err := a.do(ctx, ref.Folder, false, func(cn *conn) error {
+		if err := checkValidity(cn, ref); err != nil {
+			return err
+		}
+		found := false
+		cmd := cn.c.Fetch(imap.UIDSetNum(imap.UID(ref.UID)), &imap.FetchOptions{
+			UID:         true,
+			BodySection: []*imap.FetchItemBodySection{section},
+		})
+		defer cmd.Close()
+		for {
+			msg := cmd.Next()
+			if msg == nil {
+				break
+			}
+			var uid uint32
+			var body []byte
+			var got bool
+			for {
+				item := msg.Next()
+				if item == nil {
+					break
+				}
+				switch item := item.(type) {
+				case imapclient.FetchItemDataUID:
+					uid = uint32(item.UID)
+				case imapclient.FetchItemDataBodySection:
+					if item.Literal == nil {
+						got = true
+						continue
+					}
+					b, err := readLiteral(item.Literal)
+					if err != nil {
+						return err
+					}
+					body, got = b, true
+				}
+			}
+			if uid == ref.UID && got {
+				out, found = body, true
+			}
+		}
+		if err := cmd.Close(); err != nil {
+			return err
+		}
+		if !found {
+			return fmt.Errorf("imap: %s/%d: %w", ref.Folder, ref.UID, remote.ErrNotFound)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func readLiteral(lit imap.LiteralReader) ([]byte, error) {
+	size := lit.Size()
+	if size < 0 || size > 1<<31 {
+		size = 0
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size))
+	if _, err := io.Copy(buf, lit); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// Body implements remote.Account with UID FETCH uid BODY.PEEK[].
+func (a *Account) Body(ctx context.Context, ref remote.Ref) ([]byte, error) {
+	return a.fetchOne(ctx, ref, &imap.FetchItemBodySection{Peek: true})
+}
+
+// BodyRange implements remote.RangeReader with BODY.PEEK[]<off.n>.
+func (a *Account) BodyRange(ctx context.Context, ref remote.Ref, off, n int64) ([]byte, error) {
+	return a.fetchOne(ctx, ref, &imap.FetchItemBodySection{Peek: true, Partial: &imap.SectionPartial{Offset: off, Size: n}})
+}
+
+// Header implements remote.Account with
+// BODY.PEEK[HEADER.FIELDS (SUBJECT FROM TO CC DATE MESSAGE-ID)].
+func (a *Account) Header(ctx context.Context, ref remote.Ref) ([]byte, error) {
+	return a.fetchOne(ctx, ref, &imap.FetchItemBodySection{
+		Peek:         true,
+		Specifier:    imap.PartSpecifierHeader,
+		HeaderFields: remote.HeaderFields,
+	})
+}
+
+// Bodies implements remote.BulkFetcher: one UID FETCH for every ref (all in
+// one folder), streamed.
+func (a *Account) Bodies(ctx context.Context, refs []remote.Ref, fn func(remote.Ref, []byte)) error {
+	if len(refs) == 0 {
+		return nil
+	}
+	folder := refs[0].Folder
+	byUID := make(map[uint32]remote.Ref, len(refs))
+	var set imap.UIDSet
+	for _, r := range refs {
+		if r.Folder != folder {
+			return fmt.Errorf("imap: bulk fetch across folders %q and %q", folder, r.Folder)
+		}
+		byUID[r.UID] = r
+		set.AddNum(imap.UID(r.UID))
+	}
+	return a.do(ctx, folder, false, func(cn *conn) error {
+		if err := checkValidity(cn, refs[0]); err != nil {
+			return err
+		}
+		cmd := cn.c.Fetch(set, &imap.FetchOptions{
+			UID:         true,
+			BodySection: []*imap.FetchItemBodySection{{Peek: true}},
+		})
+		defer cmd.Close()
+		for {
+			msg := cmd.Next()
+			if msg == nil {
+				break
+			}
+			var uid uint32
+			var body []byte
+			var got bool
+			for {
+				item := msg.Next()
+				if item == nil {
+					break
+				}
+				switch item := item.(type) {
+				case imapclient.FetchItemDataUID:
+					uid = uint32(item.UID)
+				case imapclient.FetchItemDataBodySection:
+					if item.Literal == nil {
+						got = true
+						continue
+					}
+					b, err := readLiteral(item.Literal)
+					if err != nil {
+						return err
+					}
+					body, got = b, true
+				}
+			}
+			if r, ok := byUID[uid]; ok && got {
+				delete(byUID, uid)
+				fn(r, body)
+			}
+		}
+		return cmd.Close()
+	})
+}
+
+// Close logs out of every idle connection.
+func (a *Account) Close() error {
+	a.mu.Lock()
+	a.closed = true
+	idle := a.idle
+	a.idle = nil
+	a.mu.Unlock()
+	for _, cn := range idle {
+		end := cn.dc.begin(context.Background())
+		cn.c.Logout().Wait()
+		end()
+		cn.c.Close()
+	}
+	return nil
+}

@@ -1,0 +1,101 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Implementations wrap them with %w and a reason.
+var (
+	// ErrNotFound: the folder or message does not exist (any more).
+	ErrNotFound = errors.New("not found")
+	// ErrAuth: the server refused the credentials.
+	ErrAuth = errors.New("authentication failed")
+	// ErrUIDValidity: a reference names a UIDVALIDITY the folder no longer has.
+	ErrUIDValidity = errors.New("uidvalidity changed")
+	// ErrReadOnly: a change was asked of a read-only account or mount.
+	ErrReadOnly = errors.New("read-only")
+	// ErrUnavailable: the server cannot be reached or the connection broke.
+	ErrUnavailable = errors.New("server unavailable")
+	// ErrTLS: the TLS handshake or STARTTLS negotiation failed.
+	ErrTLS = errors.New("tls")
+	// ErrProtocol: the server sent something that cannot be used.
+	ErrProtocol = errors.New("protocol error")
+)
+
+// Folder describes one folder of an account.
+type Folder struct {
+	// Name is the folder's name as the server knows it, decoded to UTF-8
+	// (modified UTF-7 already undone), e.g. "Lists.golang".
+	Name string
+	// Path is Name split at the server's hierarchy delimiter.
+	Path []string
+	// NoSelect is set for a folder that only holds other folders.
+	NoSelect bool
+}
+
+// MessageInfo is one row of a folder listing: what `ls -l` needs, no more.
+type MessageInfo struct {
+	// UID is the IMAP UID; zero for POP3.
+	UID uint32
+	// Key names the message inside its folder and UIDVALIDITY: the decimal
+	// UID for IMAP, the UIDL for POP3.
+	Key string
+	// Size is the size the server announced (RFC822.SIZE, POP3 LIST). It is
+	// a hint: the body may turn out to have another length.
+	Size int64
+	// Date is the IMAP INTERNALDATE (POP3: Date header or download time).
+	Date time.Time
+	// Flags are the IMAP flags, e.g. `\Seen`.
+	Flags []string
+}
+
+// Listing is the content of a folder at one moment.
+type Listing struct {
+	UIDValidity uint32
+	// Messages in display order: ascending UID for IMAP.
+	Messages []MessageInfo
+}
+
+// Ref names one message for a fetch. UIDValidity guards against serving a
+// message under a UID that the server has since reassigned.
+type Ref struct {
+	Folder      string
+	UIDValidity uint32
+	UID         uint32
+	Key         string
+}
+
+// HeaderFields are the header fields fetched for extended attributes.
+var HeaderFields = []string{"Subject", "From", "To", "Cc", "Date", "Message-Id"}
+
+// Account is a mail account: its folders, their listings and messages.
+// Every method may be called from many goroutines at once.
+type Account interface {
+	// Folders lists every folder, selectable or not.
+	Folders(ctx context.Context) ([]Folder, error)
+	// List returns the current listing of a folder.
+	List(ctx context.Context, folder string) (*Listing, error)
+	// Header returns the raw header fields named in HeaderFields (as
+	// "Name: value\r\n" lines, folded as on the server).
+	Header(ctx context.Context, ref Ref) ([]byte, error)
+	// Body returns the whole message, byte for byte as the server holds it.
+	Body(ctx context.Context, ref Ref) ([]byte, error)
+	// Close releases connections.
+	Close() error
+}
+
+// RangeReader is implemented by accounts that can fetch part of a message.
+type RangeReader interface {
+	// BodyRange returns up to n bytes of the message from offset off. Fewer
+	// bytes mean the message ends there.
+	BodyRange(ctx context.Context, ref Ref, off, n int64) ([]byte, error)
+}
+
+// BulkFetcher is implemented by accounts that fetch many bodies in one
+// request. fn is called once per message as it arrives, in any order; a
+// message that does not exist any more is skipped.
+type BulkFetcher interface {
+	Bodies(ctx context.Context, refs []Ref, fn func(ref Ref, body []byte)) error
+}
