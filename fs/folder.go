@@ -1,0 +1,359 @@
+package fs
+
+import (
+	"context"
+	"sync"
+	"syscall"
+	"time"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"mailfs/remote"
+)
+
+// folderState is the listing of one selectable folder.
+type folderState struct {
+	fs   *FS
+	name string
+
+	mu          sync.Mutex // protects the fields below
+	listedAt    time.Time
+	validity    uint32
+	order       []*msgState          // display order (ascending UID)
+	byKey       map[string]*msgState // current messages by key
+	refreshing  chan struct{}        // closed when the running List ends
+	lastOpen    int                  // index in order of the last message opened, for read-ahead
+	prefetching int                  // read-ahead batches in flight
+}
+
+// noteOpen records that ms is being opened and reports whether reading
+// looks sequential: the previous open was of one of the few messages before.
+func (s *folderState) noteOpen(ms *msgState) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	idx := ms.index
+	seq := idx > s.lastOpen && idx <= s.lastOpen+4
+	s.lastOpen = idx
+	return seq
+}
+
+// listing returns the current messages, fetching the listing when there is
+// none or it is older than maxAge. A failed refresh keeps serving the old
+// listing (and logs), so a server that went away does not empty the folder.
+func (s *folderState) listing(ctx context.Context, maxAge time.Duration) ([]*msgState, error) {
+	for {
+		s.mu.Lock()
+		have := !s.listedAt.IsZero()
+		if have && (time.Since(s.listedAt) < maxAge || s.refreshing != nil) {
+			order := s.order
+			s.mu.Unlock()
+			return order, nil
+		}
+		if ch := s.refreshing; ch != nil {
+			s.mu.Unlock()
+			select {
+			case <-ch:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		ch := make(chan struct{})
+		s.refreshing = ch
+		s.mu.Unlock()
+
+		// The fetch belongs to every waiter: it runs on the background
+		// context, not on the caller's.
+		lctx, cancel := context.WithTimeout(s.fs.bg, 10*time.Minute)
+		lst, err := s.fs.acct.List(lctx, s.name)
+		cancel()
+
+		s.mu.Lock()
+		s.refreshing = nil
+		close(ch)
+		if err != nil {
+			order := s.order
+			s.mu.Unlock()
+			if have {
+				s.fs.log.Warn("mailfs: listing refresh failed, keeping the old one", "folder", s.name, "err", err)
+				return order, nil
+			}
+			return nil, err
+		}
+		removed := s.apply(lst)
+		order := s.order
+		s.mu.Unlock()
+		s.fs.forget(s, removed)
+		return order, nil
+	}
+}
+
+// apply installs a new listing and returns the messages that left. Called
+// with s.mu held.
+func (s *folderState) apply(lst *remote.Listing) (removed []*msgState) {
+	if lst.UIDValidity != s.validity {
+		for _, ms := range s.order {
+			removed = append(removed, ms)
+		}
+		s.byKey = make(map[string]*msgState, len(lst.Messages))
+		s.validity = lst.UIDValidity
+	}
+	next := make(map[string]*msgState, len(lst.Messages))
+	order := make([]*msgState, 0, len(lst.Messages))
+	for _, m := range lst.Messages {
+		ms, ok := s.byKey[m.Key]
+		if ok {
+			ms.mu.Lock()
+			ms.info.Flags = m.Flags
+			ms.mu.Unlock()
+		} else {
+			ms = newMsgState(s, lst.UIDValidity, m)
+		}
+		if _, dup := next[m.Key]; dup {
+			continue
+		}
+		ms.index = len(order)
+		next[m.Key] = ms
+		order = append(order, ms)
+	}
+	for k, ms := range s.byKey {
+		if _, ok := next[k]; !ok {
+			removed = append(removed, ms)
+		}
+	}
+	s.byKey = next
+	s.order = order
+	s.listedAt = time.Now()
+	return removed
+}
+
+// lookup returns the message with key, refreshing a stale listing first.
+func (s *folderState) lookup(ctx context.Context, key string) (*msgState, error) {
+	if _, err := s.listing(ctx, s.fs.opts.PollInterval); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.byKey[key], nil
+}
+
+// forget tells the kernel about messages that left a listing, from another
+// goroutine: the caller may be inside a READDIR of that very directory, and
+// an entry invalidation waits for the directory's lock.
+func (f *FS) forget(s *folderState, removed []*msgState) {
+	if len(removed) == 0 {
+		return
+	}
+	for _, ms := range removed {
+		ms.markGone()
+	}
+	go func() {
+		for _, ms := range removed {
+			if parent, name := ms.parentEntry(); parent != nil {
+				parent.NotifyEntry(name)
+			}
+		}
+	}()
+}
+
+// folderNode is a directory: a folder, a parent of folders, or both.
+type folderNode struct {
+	fusefs.Inode
+	fs   *FS
+	path string // escaped path from the root
+}
+
+var (
+	_ fusefs.NodeLookuper      = (*folderNode)(nil)
+	_ fusefs.NodeReaddirer     = (*folderNode)(nil)
+	_ fusefs.NodeGetattrer     = (*folderNode)(nil)
+	_ fusefs.NodeGetxattrer    = (*folderNode)(nil)
+	_ fusefs.NodeListxattrer   = (*folderNode)(nil)
+	_ fusefs.NodeSetxattrer    = (*folderNode)(nil)
+	_ fusefs.NodeRemovexattrer = (*folderNode)(nil)
+	_ fusefs.NodeSetattrer     = (*folderNode)(nil)
+	_ fusefs.NodeMkdirer       = (*folderNode)(nil)
+	_ fusefs.NodeRmdirer       = (*folderNode)(nil)
+	_ fusefs.NodeUnlinker      = (*folderNode)(nil)
+	_ fusefs.NodeRenamer       = (*folderNode)(nil)
+	_ fusefs.NodeCreater       = (*folderNode)(nil)
+	_ fusefs.NodeMknoder       = (*folderNode)(nil)
+	_ fusefs.NodeSymlinker     = (*folderNode)(nil)
+	_ fusefs.NodeLinker        = (*folderNode)(nil)
+)
+
+// rootNode is the mount's root: the directory of top-level folders.
+type rootNode struct {
+	folderNode
+}
+
+var _ fusefs.NodeStatfser = (*rootNode)(nil)
+
+// Statfs reports an empty, read-only filesystem of unknown size.
+func (r *rootNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	out.Bsize = 4096
+	out.Frsize = 4096
+	out.NameLen = 255
+	return 0
+}
+
+func (n *folderNode) dir(ctx context.Context) (*dirInfo, error) {
+	dirs, err := n.fs.tree(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d := dirs[n.path]
+	if d == nil {
+		return nil, remote.ErrNotFound
+	}
+	return d, nil
+}
+
+func (n *folderNode) fillDir(a *fuse.Attr) {
+	a.Mode = syscall.S_IFDIR | 0o555
+	a.Nlink = 2
+	a.Uid, a.Gid = n.fs.opts.UID, n.fs.opts.GID
+	setTime(a, n.fs.start)
+}
+
+// Getattr implements fusefs.NodeGetattrer.
+func (n *folderNode) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	n.fillDir(&out.Attr)
+	return 0
+}
+
+// Lookup implements fusefs.NodeLookuper: a message of this folder, or a
+// child folder. Answered from the listing, so READDIRPLUS costs nothing on
+// the network.
+func (n *folderNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	d, err := n.dir(ctx)
+	if err != nil {
+		return nil, toErrno(n.fs.log, "lookup", err)
+	}
+	if key, ok := messageKey(name); ok {
+		if d.folder == "" {
+			return nil, syscall.ENOENT
+		}
+		ms, err := n.fs.folder(d.folder).lookup(ctx, key)
+		if err != nil {
+			return nil, toErrno(n.fs.log, "lookup", err)
+		}
+		if ms == nil {
+			return nil, syscall.ENOENT
+		}
+		ms.fillAttr(&out.Attr)
+		node := &messageNode{ms: ms}
+		child := n.NewInode(ctx, node, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: ms.ino})
+		ms.setEntry(&n.Inode, name, child)
+		return child, 0
+	}
+	seg, ok := unescapeSegment(name)
+	if !ok {
+		return nil, syscall.ENOENT
+	}
+	_ = seg
+	p := name
+	if n.path != "" {
+		p = n.path + "/" + name
+	}
+	dirs, err := n.fs.tree(ctx)
+	if err != nil {
+		return nil, toErrno(n.fs.log, "lookup", err)
+	}
+	if dirs[p] == nil {
+		return nil, syscall.ENOENT
+	}
+	child := &folderNode{fs: n.fs, path: p}
+	child.fillDir(&out.Attr)
+	return n.NewInode(ctx, child, fusefs.StableAttr{Mode: syscall.S_IFDIR, Ino: dirIno(p)}), 0
+}
+
+// Readdir implements fusefs.NodeReaddirer: child folders, then messages in
+// UID order. A listing older than the poll interval is fetched again here,
+// so new mail shows on the next `ls`.
+func (n *folderNode) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
+	d, err := n.dir(ctx)
+	if err != nil {
+		return nil, toErrno(n.fs.log, "readdir", err)
+	}
+	var msgs []*msgState
+	if d.folder != "" {
+		msgs, err = n.fs.folder(d.folder).listing(ctx, n.fs.opts.PollInterval)
+		if err != nil {
+			return nil, toErrno(n.fs.log, "readdir", err)
+		}
+	}
+	entries := make([]fuse.DirEntry, 0, len(d.children)+len(msgs))
+	for _, c := range d.children {
+		p := c
+		if n.path != "" {
+			p = n.path + "/" + c
+		}
+		entries = append(entries, fuse.DirEntry{Name: c, Mode: syscall.S_IFDIR, Ino: dirIno(p)})
+	}
+	for _, ms := range msgs {
+		entries = append(entries, fuse.DirEntry{Name: ms.name, Mode: syscall.S_IFREG, Ino: ms.ino})
+	}
+	return fusefs.NewListDirStream(entries), 0
+}
+
+// Getxattr implements fusefs.NodeGetxattrer: folders carry no attributes.
+func (n *folderNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if xattrNotSupported(attr) {
+		return 0, syscall.ENOTSUP
+	}
+	return 0, syscall.ENODATA
+}
+
+// Listxattr implements fusefs.NodeListxattrer.
+func (n *folderNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	return 0, 0
+}
+
+// The changes below are not supported yet: each says EROFS, so that no
+// command "succeeds" locally with nothing sent to the server.
+
+func (n *folderNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	return syscall.EROFS
+}
+
+func (n *folderNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	return syscall.EROFS
+}
+
+func (n *folderNode) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	return syscall.EROFS
+}
+
+func (n *folderNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	return nil, syscall.EROFS
+}
+
+func (n *folderNode) Rmdir(ctx context.Context, name string) syscall.Errno {
+	return syscall.EROFS
+}
+
+func (n *folderNode) Unlink(ctx context.Context, name string) syscall.Errno {
+	return syscall.EROFS
+}
+
+func (n *folderNode) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	return syscall.EROFS
+}
+
+func (n *folderNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
+	return nil, nil, 0, syscall.EROFS
+}
+
+func (n *folderNode) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	return nil, syscall.EROFS
+}
+
+func (n *folderNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	return nil, syscall.EROFS
+}
+
+func (n *folderNode) Link(ctx context.Context, target fusefs.InodeEmbedder, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	return nil, syscall.EROFS
+}

@@ -1,0 +1,272 @@
+package fs
+
+import (
+	"context"
+	"hash/fnv"
+	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"mailfs/remote"
+)
+
+// Options tune the filesystem. Zero values take the defaults.
+type Options struct {
+	// PollInterval: a listing older than this is fetched again (default 60 s).
+	PollInterval time.Duration
+	// UID and GID own every file (default: the mounting process's).
+	UID, GID uint32
+	Logger   *slog.Logger
+
+	// PrefetchCount and PrefetchBytes bound one bulk body fetch (defaults 64
+	// messages, 8 MiB).
+	PrefetchCount int
+	PrefetchBytes int64
+	// LargeBody: messages announced larger than this are read in ranges of
+	// ChunkSize (defaults 1 MiB and 1 MiB).
+	LargeBody int64
+	ChunkSize int64
+	// MemoryCache bounds the bodies and chunks kept in memory (default 128 MiB).
+	MemoryCache int64
+}
+
+func (o *Options) setDefaults() {
+	if o.PollInterval <= 0 {
+		o.PollInterval = 60 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.UID == 0 && o.GID == 0 {
+		o.UID, o.GID = uint32(os.Getuid()), uint32(os.Getgid())
+	}
+	if o.PrefetchCount <= 0 {
+		o.PrefetchCount = 64
+	}
+	if o.PrefetchBytes <= 0 {
+		o.PrefetchBytes = 8 << 20
+	}
+	if o.LargeBody <= 0 {
+		o.LargeBody = 1 << 20
+	}
+	if o.ChunkSize <= 0 {
+		o.ChunkSize = 1 << 20
+	}
+	if o.MemoryCache <= 0 {
+		o.MemoryCache = 128 << 20
+	}
+}
+
+// FS is one mounted account.
+type FS struct {
+	acct  remote.Account
+	opts  Options
+	log   *slog.Logger
+	start time.Time
+	mem   *memCache
+	// flight collapses concurrent fetches of one body or chunk.
+	flight flights
+
+	// bg is the context of background fetches: cancelled by Close, never by
+	// one reader giving up.
+	bg     context.Context
+	cancel context.CancelFunc
+
+	mu         sync.Mutex              // protects dirs, listedAt, folders, refreshing
+	dirs       map[string]*dirInfo     // by escaped path ("" is the root)
+	folders    map[string]*folderState // by server folder name
+	listedAt   time.Time
+	refreshing chan struct{} // closed when the running folder-list fetch ends
+	listErr    error
+}
+
+// dirInfo is one directory of the tree.
+type dirInfo struct {
+	path     string   // escaped path from the root, "/"-joined
+	folder   string   // server folder name, "" when not selectable
+	children []string // escaped names of child directories, sorted
+}
+
+// New makes the filesystem for acct. Call Close when unmounted.
+func New(acct remote.Account, opts Options) *FS {
+	opts.setDefaults()
+	f := &FS{
+		acct:    acct,
+		opts:    opts,
+		log:     opts.Logger,
+		start:   time.Now(),
+		mem:     newMemCache(opts.MemoryCache),
+		folders: make(map[string]*folderState),
+	}
+	f.bg, f.cancel = context.WithCancel(context.Background())
+	return f
+}
+
+// Root is the root node, for fusefs.Mount.
+func (f *FS) Root() fusefs.InodeEmbedder {
+	return &rootNode{folderNode{fs: f, path: ""}}
+}
+
+// Close stops background fetches.
+func (f *FS) Close() { f.cancel() }
+
+// MountOptions returns the fusefs options mailfs mounts with.
+func (f *FS) MountOptions(name string) *fusefs.Options {
+	ttl := f.opts.PollInterval
+	return &fusefs.Options{
+		EntryTimeout: &ttl,
+		AttrTimeout:  &ttl,
+		// No negative caching: new mail must be found by name at once.
+		NegativeTimeout: new(time.Duration),
+		UID:             f.opts.UID,
+		GID:             f.opts.GID,
+		MountOptions: fuse.MountOptions{
+			FsName:        "mailfs:" + name,
+			Name:          "mailfs",
+			DirectMount:   os.Geteuid() == 0,
+			MaxReadAhead:  1 << 20,
+			DisableXAttrs: false,
+		},
+	}
+}
+
+// tree returns the directory tree, fetching the folder list when it is
+// missing or older than the poll interval. A failed refresh keeps the old
+// tree when there is one.
+func (f *FS) tree(ctx context.Context) (map[string]*dirInfo, error) {
+	for {
+		f.mu.Lock()
+		fresh := f.dirs != nil && time.Since(f.listedAt) < f.opts.PollInterval
+		if fresh || (f.dirs != nil && f.refreshing != nil) {
+			dirs := f.dirs
+			f.mu.Unlock()
+			return dirs, nil
+		}
+		if ch := f.refreshing; ch != nil {
+			f.mu.Unlock()
+			select {
+			case <-ch:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		ch := make(chan struct{})
+		f.refreshing = ch
+		f.mu.Unlock()
+
+		fctx, cancel := context.WithTimeout(f.bg, 5*time.Minute)
+		folders, err := f.acct.Folders(fctx)
+		cancel()
+
+		f.mu.Lock()
+		f.refreshing = nil
+		close(ch)
+		if err != nil {
+			dirs := f.dirs
+			f.mu.Unlock()
+			if dirs != nil {
+				f.log.Warn("mailfs: folder list refresh failed, keeping the old one", "err", err)
+				return dirs, nil
+			}
+			return nil, err
+		}
+		f.dirs = buildTree(folders)
+		f.listedAt = time.Now()
+		dirs := f.dirs
+		f.mu.Unlock()
+		return dirs, nil
+	}
+}
+
+// buildTree turns the folder list into directories. A folder's parents
+// exist as directories even when the server does not list them.
+func buildTree(folders []remote.Folder) map[string]*dirInfo {
+	dirs := map[string]*dirInfo{"": {path: ""}}
+	for _, fo := range folders {
+		parent := dirs[""]
+		for i, seg := range fo.Path {
+			p := escapeSegment(seg)
+			if parent.path != "" {
+				p = parent.path + "/" + p
+			}
+			d, ok := dirs[p]
+			if !ok {
+				d = &dirInfo{path: p}
+				dirs[p] = d
+				parent.children = append(parent.children, p[strings.LastIndexByte(p, '/')+1:])
+			}
+			if i == len(fo.Path)-1 && !fo.NoSelect {
+				d.folder = fo.Name
+			}
+			parent = d
+		}
+	}
+	for _, d := range dirs {
+		slices.Sort(d.children)
+		d.children = slices.Compact(d.children)
+	}
+	return dirs
+}
+
+// folder returns the state of a selectable folder, creating it once.
+func (f *FS) folder(name string) *folderState {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fs, ok := f.folders[name]
+	if !ok {
+		fs = &folderState{fs: f, name: name, byKey: map[string]*msgState{}, lastOpen: -100}
+		f.folders[name] = fs
+	}
+	return fs
+}
+
+// inoOf gives deterministic inode numbers: the same folder or message (under
+// one UIDVALIDITY) always gets the same number.
+func inoOf(parts ...string) uint64 {
+	h := fnv.New64a()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	ino := h.Sum64()
+	if ino < 2 {
+		ino += 2 // 1 is the root
+	}
+	return ino
+}
+
+func dirIno(path string) uint64 {
+	if path == "" {
+		return 1
+	}
+	return inoOf("dir", path)
+}
+
+func msgIno(folder string, validity uint32, key string) uint64 {
+	return inoOf("msg", folder, strconv.FormatUint(uint64(validity), 10), key)
+}
+
+func setTime(a *fuse.Attr, t time.Time) {
+	s, ns := uint64(t.Unix()), uint32(t.Nanosecond())
+	if t.Unix() < 0 {
+		s, ns = 0, 0
+	}
+	a.Mtime, a.Mtimensec = s, ns
+	a.Ctime, a.Ctimensec = s, ns
+	a.Atime, a.Atimensec = s, ns
+}
+
+// xattrNotSupported answers the namespaces mailfs does not serve: ENOTSUP
+// makes `ls -l` stop asking for security.selinux and ACLs (ENODATA would not,
+// ENOSYS would switch off user.mail.* too).
+func xattrNotSupported(attr string) bool {
+	return !strings.HasPrefix(attr, "user.")
+}

@@ -1,0 +1,322 @@
+package fs
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"mailfs/internal/header"
+	"mailfs/remote"
+)
+
+// msgState is what mailfs knows of one message under one UIDVALIDITY. It
+// outlives the nodes that show it.
+type msgState struct {
+	folder *folderState
+	ref    remote.Ref
+	name   string // file name
+	ino    uint64
+	index  int // position in the folder's order; written under folder.mu
+
+	mu       sync.Mutex // protects the fields below
+	info     remote.MessageInfo
+	size     int64 // the true size once known, else the announced one
+	verified bool  // size is known to equal the body's length
+	reported int64 // the size last handed to the kernel
+	gone     bool  // no longer in the listing
+	fields   map[string]string
+	parent   *fusefs.Inode // directory and node of the latest lookup
+	node     *fusefs.Inode
+}
+
+func newMsgState(s *folderState, validity uint32, m remote.MessageInfo) *msgState {
+	return &msgState{
+		folder: s,
+		ref:    remote.Ref{Folder: s.name, UIDValidity: validity, UID: m.UID, Key: m.Key},
+		name:   messageFileName(m.Key),
+		ino:    msgIno(s.name, validity, m.Key),
+		info:   m,
+		size:   m.Size,
+	}
+}
+
+func (ms *msgState) fillAttr(a *fuse.Attr) {
+	ms.mu.Lock()
+	size := ms.size
+	ms.reported = size
+	date := ms.info.Date
+	ms.mu.Unlock()
+	opts := &ms.folder.fs.opts
+	a.Mode = syscall.S_IFREG | 0o444
+	a.Nlink = 1
+	a.Size = uint64(size)
+	a.Blocks = (uint64(size) + 511) / 512
+	a.Blksize = 4096
+	a.Uid, a.Gid = opts.UID, opts.GID
+	setTime(a, date)
+}
+
+func (ms *msgState) setEntry(parent *fusefs.Inode, name string, node *fusefs.Inode) {
+	ms.mu.Lock()
+	ms.parent, ms.node = parent, node
+	ms.mu.Unlock()
+}
+
+func (ms *msgState) parentEntry() (*fusefs.Inode, string) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	return ms.parent, ms.name
+}
+
+func (ms *msgState) markGone() {
+	ms.mu.Lock()
+	ms.gone = true
+	ms.mu.Unlock()
+}
+
+func (ms *msgState) isGone() bool {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	return ms.gone
+}
+
+func (ms *msgState) flags() string {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	return strings.Join(ms.info.Flags, " ")
+}
+
+// announced is the size to plan fetches by.
+func (ms *msgState) sizeNow() (int64, bool) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	return ms.size, ms.verified
+}
+
+// setSize records the true size. When it differs from what the kernel was
+// told, the kernel's cached attributes are invalidated (pages need not be:
+// the bytes already read are right, only the length was wrong).
+func (ms *msgState) setSize(n int64) {
+	ms.mu.Lock()
+	old := ms.size
+	ms.size = n
+	ms.verified = true
+	stale := ms.reported != n && ms.node != nil
+	node := ms.node
+	ms.mu.Unlock()
+	if old != n {
+		ms.folder.fs.log.Info("mailfs: server announced a wrong size, corrected",
+			"folder", ms.ref.Folder, "message", ms.name, "announced", old, "actual", n)
+	}
+	if stale {
+		node.NotifyContent(-1, 0)
+	}
+}
+
+// messageNode is one message file.
+type messageNode struct {
+	fusefs.Inode
+	ms *msgState
+}
+
+var (
+	_ fusefs.NodeGetattrer     = (*messageNode)(nil)
+	_ fusefs.NodeOpener        = (*messageNode)(nil)
+	_ fusefs.NodeReader        = (*messageNode)(nil)
+	_ fusefs.NodeGetxattrer    = (*messageNode)(nil)
+	_ fusefs.NodeListxattrer   = (*messageNode)(nil)
+	_ fusefs.NodeSetxattrer    = (*messageNode)(nil)
+	_ fusefs.NodeRemovexattrer = (*messageNode)(nil)
+	_ fusefs.NodeSetattrer     = (*messageNode)(nil)
+)
+
+// Getattr implements fusefs.NodeGetattrer.
+func (n *messageNode) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	n.ms.fillAttr(&out.Attr)
+	return 0
+}
+
+// Setattr implements fusefs.NodeSetattrer: messages are immutable.
+func (n *messageNode) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	return syscall.EROFS
+}
+
+// Open implements fusefs.NodeOpener. It makes sure the size is true before
+// the first read: a small message is fetched whole (with the ones that follow
+// when reading is sequential), a large one has its length probed. The kernel
+// may keep its pages: a message never changes under one UIDVALIDITY.
+func (n *messageNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 {
+		return nil, 0, syscall.EROFS
+	}
+	ms := n.ms
+	f := ms.folder.fs
+	h := &messageHandle{ms: ms}
+	size, _ := ms.sizeNow()
+	if size <= f.opts.LargeBody {
+		body, err := f.body(ctx, ms)
+		if err != nil {
+			return nil, 0, toErrno(f.log, "open "+ms.ref.Folder+"/"+ms.name, err)
+		}
+		h.body = body
+	} else {
+		body, err := f.verifySize(ctx, ms)
+		if err != nil {
+			return nil, 0, toErrno(f.log, "open "+ms.ref.Folder+"/"+ms.name, err)
+		}
+		h.body = body
+	}
+	// A correction found in the background must reach the kernel before
+	// this open's first read.
+	ms.mu.Lock()
+	stale := ms.reported != ms.size
+	ms.mu.Unlock()
+	if stale {
+		n.NotifyContent(-1, 0)
+	}
+	return h, fuse.FOPEN_KEEP_CACHE, 0
+}
+
+// Read implements fusefs.NodeReader.
+func (n *messageNode) Read(ctx context.Context, fh fusefs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	h, ok := fh.(*messageHandle)
+	if !ok {
+		return nil, syscall.EBADF
+	}
+	if h.body != nil {
+		if off >= int64(len(h.body)) {
+			return fuse.ReadResultData(nil), 0
+		}
+		end := min(off+int64(len(dest)), int64(len(h.body)))
+		return fuse.ReadResultData(h.body[off:end]), 0
+	}
+	f := n.ms.folder.fs
+	b, err := f.readRange(ctx, n.ms, off, int64(len(dest)))
+	if err != nil {
+		return nil, toErrno(f.log, "read "+n.ms.ref.Folder+"/"+n.ms.name, err)
+	}
+	return fuse.ReadResultData(b), 0
+}
+
+// messageHandle is an open message: its bytes, or nil for a large message
+// read in ranges.
+type messageHandle struct {
+	ms   *msgState
+	body []byte
+}
+
+const xattrPrefix = "user.mail."
+
+var headerAttrs = []string{"subject", "from", "to", "cc", "date", "message-id"}
+
+// Listxattr implements fusefs.NodeListxattrer: uid and flags always, the
+// header fields the message has (one small fetch, kept).
+func (n *messageNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	fields, err := n.ms.folder.fs.headerFields(ctx, n.ms)
+	if err != nil {
+		return 0, toErrno(n.ms.folder.fs.log, "listxattr", err)
+	}
+	var b strings.Builder
+	for _, name := range []string{"uid", "flags"} {
+		b.WriteString(xattrPrefix + name + "\x00")
+	}
+	for _, name := range headerAttrs {
+		if _, ok := fields[name]; ok {
+			b.WriteString(xattrPrefix + name + "\x00")
+		}
+	}
+	return copyXattr(dest, b.String())
+}
+
+// Getxattr implements fusefs.NodeGetxattrer for user.mail.*.
+func (n *messageNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if xattrNotSupported(attr) {
+		return 0, syscall.ENOTSUP
+	}
+	name, ok := strings.CutPrefix(attr, xattrPrefix)
+	if !ok {
+		return 0, syscall.ENODATA
+	}
+	ms := n.ms
+	switch name {
+	case "uid":
+		if ms.ref.UID == 0 {
+			return 0, syscall.ENODATA
+		}
+		return copyXattr(dest, strconv.FormatUint(uint64(ms.ref.UID), 10))
+	case "flags":
+		return copyXattr(dest, ms.flags())
+	}
+	known := false
+	for _, h := range headerAttrs {
+		known = known || h == name
+	}
+	if !known {
+		return 0, syscall.ENODATA
+	}
+	fields, err := ms.folder.fs.headerFields(ctx, ms)
+	if err != nil {
+		return 0, toErrno(ms.folder.fs.log, "getxattr", err)
+	}
+	v, ok := fields[name]
+	if !ok {
+		return 0, syscall.ENODATA
+	}
+	return copyXattr(dest, v)
+}
+
+func copyXattr(dest []byte, v string) (uint32, syscall.Errno) {
+	if len(dest) < len(v) {
+		return uint32(len(v)), syscall.ERANGE
+	}
+	return uint32(copy(dest, v)), 0
+}
+
+func (n *messageNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	if xattrNotSupported(attr) {
+		return syscall.ENOTSUP
+	}
+	return syscall.EROFS
+}
+
+func (n *messageNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	if xattrNotSupported(attr) {
+		return syscall.ENOTSUP
+	}
+	return syscall.EROFS
+}
+
+// headerFields returns the decoded header fields of ms: from the body when
+// it is in memory, else with one small fetch. Kept once known.
+func (f *FS) headerFields(ctx context.Context, ms *msgState) (map[string]string, error) {
+	ms.mu.Lock()
+	fields := ms.fields
+	ms.mu.Unlock()
+	if fields != nil {
+		return fields, nil
+	}
+	raw, ok := f.mem.get(bodyKey{ms: ms, chunk: -1})
+	if !ok {
+		var err error
+		raw, err = f.acct.Header(ctx, ms.ref)
+		if err != nil {
+			return nil, err
+		}
+	}
+	all := header.Fields(raw)
+	fields = make(map[string]string, len(headerAttrs))
+	for _, name := range headerAttrs {
+		if v, ok := all[name]; ok {
+			fields[name] = v
+		}
+	}
+	ms.mu.Lock()
+	ms.fields = fields
+	ms.mu.Unlock()
+	return fields, nil
+}
