@@ -56,14 +56,10 @@ func TestMountLayoutAndBytes(t *testing.T) {
 		byFolder[m.Folder] = append(byFolder[m.Folder], m)
 	}
 	for folder, want := range byFolder {
-		ents, err := os.ReadDir(filepath.Join(dir, folder))
-		if err != nil {
-			t.Fatal(err)
-		}
 		var files []string
-		for _, e := range ents {
-			if !e.IsDir() {
-				files = append(files, e.Name())
+		for _, name := range readdirnames(t, filepath.Join(dir, folder)) {
+			if strings.HasSuffix(name, ".eml") {
+				files = append(files, name)
 			}
 		}
 		if len(files) != len(want) {
@@ -256,4 +252,49 @@ func countFiles(t *testing.T, dir string) int {
 		}
 	}
 	return n
+}
+
+// readdirnames returns a directory's entries in the order readdir returns
+// them.
+func readdirnames(t *testing.T, dir string) []string {
+	t.Helper()
+	f, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
+// TestUIDValidityChange: a folder deleted and created again gets a new
+// UIDVALIDITY and reuses UIDs; the mount must never serve the old body
+// under the new UID.
+func TestUIDValidityChange(t *testing.T) {
+	old := []byte("Subject: old\r\n\r\nthe old message\r\n")
+	srv, acct := startMem(t, []mailgen.Message{{Folder: "Work", Date: time.Unix(1700000000, 0), Raw: old}})
+	dir, _ := mount(t, acct, Options{PollInterval: 200 * time.Millisecond})
+	p := filepath.Join(dir, "Work", "1.eml")
+	if got, err := os.ReadFile(p); err != nil || !bytes.Equal(got, old) {
+		t.Fatalf("before: got %q, %v", got, err)
+	}
+	if err := srv.User().Delete("Work"); err != nil {
+		t.Fatal(err)
+	}
+	fresh := []byte("Subject: new\r\n\r\na different message under the same UID\r\n")
+	if err := srv.Append([]memserver.Message{{Folder: "Work", Date: time.Unix(1700000100, 0), Raw: fresh}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	countFiles(t, filepath.Join(dir, "Work")) // the refresh
+	got, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, fresh) {
+		t.Fatalf("after the UIDVALIDITY change: got %q, want %q", got, fresh)
+	}
 }
