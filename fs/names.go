@@ -19,17 +19,7 @@ func escapeSegment(s string) string {
 	case "..":
 		return "%2E%2E"
 	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch c {
-		case '%', '/', 0:
-			fmt.Fprintf(&b, "%%%02X", c)
-		default:
-			b.WriteByte(c)
-		}
-	}
-	out := b.String()
+	out := percentEscape(s)
 	if strings.HasSuffix(out, ".eml") {
 		out = out[:len(out)-4] + "%2Eeml"
 	}
@@ -45,24 +35,10 @@ func unescapeSegment(name string) (string, bool) {
 		}
 		return name, true
 	}
-	var b strings.Builder
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c != '%' {
-			b.WriteByte(c)
-			continue
-		}
-		if i+2 >= len(name) {
-			return "", false
-		}
-		v, err := strconv.ParseUint(name[i+1:i+3], 16, 8)
-		if err != nil {
-			return "", false
-		}
-		b.WriteByte(byte(v))
-		i += 2
+	s, ok := percentUnescape(name)
+	if !ok {
+		return "", false
 	}
-	s := b.String()
 	if s == "\x00" {
 		s = ""
 	}
@@ -75,18 +51,7 @@ func unescapeSegment(name string) (string, bool) {
 // messageFileName is the file name of a message: its key (the IMAP UID or
 // POP3 UIDL) with '/', '%' and NUL escaped, plus ".eml".
 func messageFileName(key string) string {
-	var b strings.Builder
-	for i := 0; i < len(key); i++ {
-		c := key[i]
-		switch c {
-		case '%', '/', 0:
-			fmt.Fprintf(&b, "%%%02X", c)
-		default:
-			b.WriteByte(c)
-		}
-	}
-	b.WriteString(".eml")
-	return b.String()
+	return percentEscape(key) + ".eml"
 }
 
 // messageKey undoes messageFileName; ok is false for other names.
@@ -98,26 +63,48 @@ func messageKey(name string) (string, bool) {
 	if !strings.Contains(stem, "%") {
 		return stem, true
 	}
+	key, ok := percentUnescape(stem)
+	if !ok || messageFileName(key) != name {
+		return "", false // not canonical
+	}
+	return key, true
+}
+
+// percentEscape writes '%', '/' and NUL as %XX.
+func percentEscape(s string) string {
+	if !strings.ContainsAny(s, "%/\x00") {
+		return s
+	}
 	var b strings.Builder
-	for i := 0; i < len(stem); i++ {
-		c := stem[i]
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '%', '/', 0:
+			fmt.Fprintf(&b, "%%%02X", c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// percentUnescape decodes every %XX; ok is false for a malformed one.
+func percentUnescape(s string) (string, bool) {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
 		if c != '%' {
 			b.WriteByte(c)
 			continue
 		}
-		if i+2 >= len(stem) {
+		if i+2 >= len(s) {
 			return "", false
 		}
-		v, err := strconv.ParseUint(stem[i+1:i+3], 16, 8)
+		v, err := strconv.ParseUint(s[i+1:i+3], 16, 8)
 		if err != nil {
 			return "", false
 		}
 		b.WriteByte(byte(v))
 		i += 2
 	}
-	key := b.String()
-	if messageFileName(key) != name {
-		return "", false
-	}
-	return key, true
+	return b.String(), true
 }

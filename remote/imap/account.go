@@ -471,28 +471,9 @@ func (a *Account) fetchOne(ctx context.Context, ref remote.Ref, section *imap.Fe
 			if msg == nil {
 				break
 			}
-			var uid uint32
-			var body []byte
-			var got bool
-			for {
-				item := msg.Next()
-				if item == nil {
-					break
-				}
-				switch item := item.(type) {
-				case imapclient.FetchItemDataUID:
-					uid = uint32(item.UID)
-				case imapclient.FetchItemDataBodySection:
-					if item.Literal == nil {
-						got = true
-						continue
-					}
-					b, err := readLiteral(item.Literal)
-					if err != nil {
-						return err
-					}
-					body, got = b, true
-				}
+			uid, body, got, err := readSection(msg)
+			if err != nil {
+				return err
 			}
 			if uid == ref.UID && got {
 				out, found = body, true
@@ -507,6 +488,29 @@ func (a *Account) fetchOne(ctx context.Context, ref remote.Ref, section *imap.Fe
 		return nil
 	})
 	return out, err
+}
+
+// readSection consumes one message of a FETCH response for one body
+// section: its UID and the section's bytes (got is false when the server
+// sent no such section).
+func readSection(msg *imapclient.FetchMessageData) (uid uint32, body []byte, got bool, err error) {
+	for {
+		item := msg.Next()
+		if item == nil {
+			return uid, body, got, nil
+		}
+		switch item := item.(type) {
+		case imapclient.FetchItemDataUID:
+			uid = uint32(item.UID)
+		case imapclient.FetchItemDataBodySection:
+			got = true
+			if item.Literal != nil {
+				if body, err = readLiteral(item.Literal); err != nil {
+					return 0, nil, false, err
+				}
+			}
+		}
+	}
 }
 
 func readLiteral(lit imap.LiteralReader) ([]byte, error) {
@@ -571,28 +575,9 @@ func (a *Account) Bodies(ctx context.Context, refs []remote.Ref, fn func(remote.
 			if msg == nil {
 				break
 			}
-			var uid uint32
-			var body []byte
-			var got bool
-			for {
-				item := msg.Next()
-				if item == nil {
-					break
-				}
-				switch item := item.(type) {
-				case imapclient.FetchItemDataUID:
-					uid = uint32(item.UID)
-				case imapclient.FetchItemDataBodySection:
-					if item.Literal == nil {
-						got = true
-						continue
-					}
-					b, err := readLiteral(item.Literal)
-					if err != nil {
-						return err
-					}
-					body, got = b, true
-				}
+			uid, body, got, err := readSection(msg)
+			if err != nil {
+				return err
 			}
 			if r, ok := byUID[uid]; ok && got {
 				delete(byUID, uid)
