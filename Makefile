@@ -26,7 +26,7 @@ demo: setup build
 	./$(BIN) demo $(MNT)
 
 test: setup-test
-	$(GO) vet $(PKGS)
+	$(GO) vet $(PKGS) mailfs/testdata
 	$(GO) test $(TESTFLAGS) $(PKGS)
 
 test-short:
@@ -37,7 +37,7 @@ bench: setup-test build
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	$(GO) vet $(PKGS)
+	$(GO) vet $(PKGS) mailfs/testdata
 
 clean:
 	rm -rf bin

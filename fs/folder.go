@@ -248,11 +248,9 @@ func (n *folderNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut
 		ms.setEntry(&n.Inode, name, child)
 		return child, 0
 	}
-	seg, ok := unescapeSegment(name)
-	if !ok {
+	if _, ok := unescapeSegment(name); !ok {
 		return nil, syscall.ENOENT
 	}
-	_ = seg
 	p := name
 	if n.path != "" {
 		p = n.path + "/" + name

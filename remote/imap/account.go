@@ -78,6 +78,7 @@ type conn struct {
 	validity uint32
 	exists   uint32
 	broken   bool
+	lastUsed time.Time
 }
 
 // Dial logs in once, so that a wrong password or an unreachable server is an
@@ -215,13 +216,9 @@ func (a *Account) get(ctx context.Context, folder string) (*conn, error) {
 		a.idle = a.idle[:len(a.idle)-1]
 	}
 	a.mu.Unlock()
-	if cn != nil {
-		select {
-		case <-cn.c.Closed():
-			cn.c.Close()
-			cn = nil
-		default:
-		}
+	if cn != nil && !a.alive(ctx, cn) {
+		cn.c.Close()
+		cn = nil
 	}
 	if cn == nil {
 		var err error
@@ -234,8 +231,31 @@ func (a *Account) get(ctx context.Context, folder string) (*conn, error) {
 	return cn, nil
 }
 
+// idleCheck is how long a pooled connection may sit unused before it is
+// checked with a NOOP: after a laptop's sleep or a NAT timeout, a dead
+// connection would otherwise cost a whole timeout at its next use.
+const idleCheck = 2 * time.Minute
+
+// alive reports whether a pooled connection can be used.
+func (a *Account) alive(ctx context.Context, cn *conn) bool {
+	select {
+	case <-cn.c.Closed():
+		return false
+	default:
+	}
+	if time.Since(cn.lastUsed) < idleCheck {
+		return true
+	}
+	nctx, cancel := context.WithTimeout(ctx, min(a.cfg.Timeout, 5*time.Second))
+	defer cancel()
+	end := cn.dc.begin(nctx)
+	defer end()
+	return cn.c.Noop().Wait() == nil
+}
+
 // put returns a connection to the pool, or closes it if it broke.
 func (a *Account) put(cn *conn) {
+	cn.lastUsed = time.Now()
 	a.mu.Lock()
 	if cn.broken || a.closed {
 		a.mu.Unlock()
