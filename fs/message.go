@@ -157,14 +157,19 @@ func (n *messageNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle
 	ms := n.ms
 	f := ms.folder.fs
 	h := &messageHandle{ms: ms}
-	size, _ := ms.sizeNow()
-	if size <= f.opts.LargeBody {
+	size, verified := ms.sizeNow()
+	switch {
+	case verified:
+		// The size is known to be true: nothing to fetch now. The kernel
+		// may well have the pages (FOPEN_KEEP_CACHE); a read it cannot
+		// answer from them fetches the body then.
+	case size <= f.opts.LargeBody:
 		body, err := f.body(ctx, ms)
 		if err != nil {
 			return nil, 0, toErrno(f.log, "open "+ms.ref.Folder+"/"+ms.name, err)
 		}
 		h.body = body
-	} else {
+	default:
 		body, err := f.verifySize(ctx, ms)
 		if err != nil {
 			return nil, 0, toErrno(f.log, "open "+ms.ref.Folder+"/"+ms.name, err)
@@ -188,25 +193,54 @@ func (n *messageNode) Read(ctx context.Context, fh fusefs.FileHandle, dest []byt
 	if !ok {
 		return nil, syscall.EBADF
 	}
-	if h.body != nil {
-		if off >= int64(len(h.body)) {
-			return fuse.ReadResultData(nil), 0
-		}
-		end := min(off+int64(len(dest)), int64(len(h.body)))
-		return fuse.ReadResultData(h.body[off:end]), 0
-	}
 	f := n.ms.folder.fs
-	b, err := f.readRange(ctx, n.ms, off, int64(len(dest)))
+	body, err := h.wholeBody(ctx)
 	if err != nil {
 		return nil, toErrno(f.log, "read "+n.ms.ref.Folder+"/"+n.ms.name, err)
 	}
-	return fuse.ReadResultData(b), 0
+	if body == nil {
+		b, err := f.readRange(ctx, n.ms, off, int64(len(dest)))
+		if err != nil {
+			return nil, toErrno(f.log, "read "+n.ms.ref.Folder+"/"+n.ms.name, err)
+		}
+		return fuse.ReadResultData(b), 0
+	}
+	if off >= int64(len(body)) {
+		return fuse.ReadResultData(nil), 0
+	}
+	return fuse.ReadResultData(body[off:min(off+int64(len(dest)), int64(len(body)))]), 0
+}
+
+// wholeBody returns the handle's bytes, fetching a small message's body at
+// the first read when Open did not need it; nil for a large message read in
+// ranges.
+func (h *messageHandle) wholeBody(ctx context.Context) ([]byte, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.body != nil {
+		return h.body, nil
+	}
+	f := h.ms.folder.fs
+	if size, _ := h.ms.sizeNow(); size > f.opts.LargeBody {
+		return nil, nil
+	}
+	body, err := f.body(ctx, h.ms)
+	if err != nil {
+		return nil, err
+	}
+	if body == nil {
+		body = []byte{} // an empty message is not a large one
+	}
+	h.body = body
+	return body, nil
 }
 
 // messageHandle is an open message: its bytes, or nil for a large message
 // read in ranges.
 type messageHandle struct {
-	ms   *msgState
+	ms *msgState
+
+	mu   sync.Mutex // protects body when it is fetched at the first read
 	body []byte
 }
 

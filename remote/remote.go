@@ -3,6 +3,8 @@ package remote
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -98,4 +100,25 @@ type RangeReader interface {
 // message that does not exist any more is skipped.
 type BulkFetcher interface {
 	Bodies(ctx context.Context, refs []Ref, fn func(ref Ref, body []byte)) error
+}
+
+// systemFlagOrder is the order flags are shown in: the system flags as RFC
+// 9051 lists them, then keywords alphabetically.
+var systemFlagOrder = map[string]int{`\seen`: 1, `\answered`: 2, `\flagged`: 3, `\deleted`: 4, `\draft`: 5, `\recent`: 6}
+
+// SortFlags puts flags in a stable order, whatever order the server sent
+// them in: `\Seen \Flagged`, never sometimes `\Flagged \Seen`.
+func SortFlags(flags []string) {
+	slices.SortStableFunc(flags, func(a, b string) int {
+		ra, rb := systemFlagOrder[strings.ToLower(a)], systemFlagOrder[strings.ToLower(b)]
+		switch {
+		case ra != 0 && rb != 0:
+			return ra - rb
+		case ra != 0:
+			return -1
+		case rb != 0:
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
 }

@@ -192,6 +192,9 @@ func (a *Account) login(c *imapclient.Client) error {
 
 // get takes a connection from the pool, preferring one that has folder open.
 func (a *Account) get(ctx context.Context, folder string) (*conn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	select {
 	case a.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -383,7 +386,8 @@ func (a *Account) List(ctx context.Context, folder string) (*remote.Listing, err
 		var set imap.UIDSet
 		set.AddRange(1, 0)
 		cmd := cn.c.Fetch(set, &imap.FetchOptions{UID: true, Flags: true, RFC822Size: true, InternalDate: true})
-		defer cmd.Close()
+		var broken bool
+		defer closeFetch(cmd, &broken)
 		rows := make(map[uint32]int)
 		for {
 			msg := cmd.Next()
@@ -414,7 +418,10 @@ func (a *Account) List(ctx context.Context, folder string) (*remote.Listing, err
 					haveDate = true
 				case imapclient.FetchItemDataBodySection:
 					if item.Literal != nil {
-						io.Copy(io.Discard, item.Literal)
+						if _, err := io.Copy(io.Discard, item.Literal); err != nil {
+							broken = true
+							return err
+						}
 					}
 				}
 			}
@@ -461,6 +468,7 @@ func flagStrings(flags []imap.Flag) []string {
 	for i, f := range flags {
 		out[i] = string(f)
 	}
+	remote.SortFlags(out)
 	return out
 }
 
@@ -485,7 +493,8 @@ func (a *Account) fetchOne(ctx context.Context, ref remote.Ref, section *imap.Fe
 			UID:         true,
 			BodySection: []*imap.FetchItemBodySection{section},
 		})
-		defer cmd.Close()
+		var broken bool
+		defer closeFetch(cmd, &broken)
 		for {
 			msg := cmd.Next()
 			if msg == nil {
@@ -493,6 +502,7 @@ func (a *Account) fetchOne(ctx context.Context, ref remote.Ref, section *imap.Fe
 			}
 			uid, body, got, err := readSection(msg)
 			if err != nil {
+				broken = true
 				return err
 			}
 			if uid == ref.UID && got {
@@ -508,6 +518,16 @@ func (a *Account) fetchOne(ctx context.Context, ref remote.Ref, section *imap.Fe
 		return nil
 	})
 	return out, err
+}
+
+// closeFetch releases a FETCH command, unless reading its data failed: the
+// connection is then broken and will be closed, and draining the command
+// would read the connection's buffer concurrently with imapclient's reader
+// goroutine, which a failed literal read has already let go on.
+func closeFetch(cmd *imapclient.FetchCommand, broken *bool) {
+	if !*broken {
+		cmd.Close()
+	}
 }
 
 // readSection consumes one message of a FETCH response for one body
@@ -589,7 +609,8 @@ func (a *Account) Bodies(ctx context.Context, refs []remote.Ref, fn func(remote.
 			UID:         true,
 			BodySection: []*imap.FetchItemBodySection{{Peek: true}},
 		})
-		defer cmd.Close()
+		var broken bool
+		defer closeFetch(cmd, &broken)
 		for {
 			msg := cmd.Next()
 			if msg == nil {
@@ -597,6 +618,7 @@ func (a *Account) Bodies(ctx context.Context, refs []remote.Ref, fn func(remote.
 			}
 			uid, body, got, err := readSection(msg)
 			if err != nil {
+				broken = true
 				return err
 			}
 			if r, ok := byUID[uid]; ok && got {
