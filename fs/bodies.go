@@ -183,6 +183,10 @@ func (f *FS) planBatch(ms *msgState, window int) ([]*msgState, []*call) {
 	return batch, calls
 }
 
+// maxPrefetching bounds the read-ahead batches in flight per folder,
+// leaving a connection of the pool for other requests.
+const maxPrefetching = 3
+
 // readAhead keeps the next half window of a sequential reader in flight.
 func (f *FS) readAhead(ms *msgState, seq bool) {
 	if !seq {
@@ -192,7 +196,7 @@ func (f *FS) readAhead(ms *msgState, seq bool) {
 	s.mu.Lock()
 	order := s.order
 	idx := ms.index
-	if s.prefetching >= 2 || idx >= len(order) || order[idx] != ms {
+	if s.prefetching >= maxPrefetching || idx >= len(order) || order[idx] != ms {
 		s.mu.Unlock()
 		return
 	}
@@ -344,13 +348,65 @@ func (f *FS) readRange(ctx context.Context, ms *msgState, off, n int64) ([]byte,
 			break
 		}
 	}
-	if next := (last + 1) * cs; next < size {
-		k := bodyKey{ms: ms, chunk: last + 1}
-		if !f.mem.has(k) && !f.flight.busy(k) {
-			go f.chunk(f.bg, ms, last+1)
-		}
+	if (last+1)*cs < size {
+		f.chunksAhead(ms, last+1, size)
 	}
 	return out, nil
+}
+
+// maxStreamAhead bounds how much of a large message is fetched ahead of a
+// sequential reader.
+const maxStreamAhead = 64 << 20
+
+// chunksAhead fetches ahead of a reader of a large message. After the first
+// chunk (head -c, file(1)) only the next chunk is fetched; a reader past it
+// is reading the message through, so the rest comes in one streamed
+// request, each chunk handed over as it arrives, not one round trip per
+// chunk.
+func (f *FS) chunksAhead(ms *msgState, from, size int64) {
+	cs := f.opts.ChunkSize
+	rs, ok := f.acct.(remote.RangeStreamer)
+	if !ok || from < 2 {
+		k := bodyKey{ms: ms, chunk: from}
+		if !f.mem.has(k) && !f.flight.busy(k) {
+			go f.chunk(f.bg, ms, from)
+		}
+		return
+	}
+	var calls []*call
+	for k := from; k*cs < size && (k-from)*cs < maxStreamAhead; k++ {
+		key := bodyKey{ms: ms, chunk: k}
+		if f.mem.has(key) {
+			break
+		}
+		c, mine := f.flight.claim(key)
+		if !mine {
+			break
+		}
+		calls = append(calls, c)
+	}
+	if len(calls) == 0 {
+		return
+	}
+	go func() {
+		start := from * cs
+		end := min(size, (from+int64(len(calls)))*cs)
+		i := 0
+		_, err := rs.StreamRange(f.bg, ms.ref, start, end-start, cs, func(b []byte) {
+			if i >= len(calls) {
+				return
+			}
+			key := bodyKey{ms: ms, chunk: from + int64(i)}
+			f.mem.put(key, b)
+			f.flight.finish(key, calls[i], b, nil)
+			i++
+		})
+		for ; i < len(calls); i++ {
+			// The stream ended early: the message is shorter (an empty
+			// chunk says so to the reader), or the fetch failed.
+			f.flight.finish(bodyKey{ms: ms, chunk: from + int64(i)}, calls[i], []byte{}, err)
+		}
+	}()
 }
 
 // chunk returns chunk k of a large message.

@@ -25,8 +25,8 @@ type Options struct {
 	UID, GID uint32
 	Logger   *slog.Logger
 
-	// PrefetchCount and PrefetchBytes bound one bulk body fetch (defaults 64
-	// messages, 8 MiB).
+	// PrefetchCount and PrefetchBytes bound one bulk body fetch (defaults
+	// 128 messages, 8 MiB).
 	PrefetchCount int
 	PrefetchBytes int64
 	// LargeBody: messages announced larger than this are read in ranges of
@@ -48,7 +48,7 @@ func (o *Options) setDefaults() {
 		o.UID, o.GID = uint32(os.Getuid()), uint32(os.Getgid())
 	}
 	if o.PrefetchCount <= 0 {
-		o.PrefetchCount = 64
+		o.PrefetchCount = 128
 	}
 	if o.PrefetchBytes <= 0 {
 		o.PrefetchBytes = 8 << 20

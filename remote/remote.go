@@ -95,6 +95,14 @@ type RangeReader interface {
 	BodyRange(ctx context.Context, ref Ref, off, n int64) ([]byte, error)
 }
 
+// RangeStreamer is implemented by accounts that can stream a range of a
+// message in one request: fn gets consecutive pieces of at most piece
+// bytes, in order, as they arrive. It returns the bytes delivered; fewer
+// than n mean the message ends there.
+type RangeStreamer interface {
+	StreamRange(ctx context.Context, ref Ref, off, n, piece int64, fn func(b []byte)) (int64, error)
+}
+
 // BulkFetcher is implemented by accounts that fetch many bodies in one
 // request. fn is called once per message as it arrives, in any order; a
 // message that does not exist any more is skipped.

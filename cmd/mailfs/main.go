@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 )
 
 // Exit codes.
@@ -47,6 +48,17 @@ const usage = `usage:
 `
 
 func main() {
+	// MAILFS_CPUPROFILE=PREFIX writes a CPU profile of the whole run to
+	// PREFIX.<pid>, for `go tool pprof`.
+	if prefix := os.Getenv("MAILFS_CPUPROFILE"); prefix != "" {
+		if f, err := os.Create(fmt.Sprintf("%s.%d", prefix, os.Getpid())); err == nil {
+			pprof.StartCPUProfile(f)
+			code := run(os.Args[1:], os.Stdout, os.Stderr)
+			pprof.StopCPUProfile()
+			f.Close()
+			os.Exit(code)
+		}
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

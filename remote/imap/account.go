@@ -1,7 +1,6 @@
 package imap
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -66,9 +65,10 @@ type Account struct {
 }
 
 var (
-	_ remote.Account     = (*Account)(nil)
-	_ remote.RangeReader = (*Account)(nil)
-	_ remote.BulkFetcher = (*Account)(nil)
+	_ remote.Account       = (*Account)(nil)
+	_ remote.RangeReader   = (*Account)(nil)
+	_ remote.BulkFetcher   = (*Account)(nil)
+	_ remote.RangeStreamer = (*Account)(nil)
 )
 
 type conn struct {
@@ -481,10 +481,10 @@ func checkValidity(cn *conn, ref remote.Ref) error {
 	return nil
 }
 
-// fetchOne fetches one section of one message.
-func (a *Account) fetchOne(ctx context.Context, ref remote.Ref, section *imap.FetchItemBodySection) ([]byte, error) {
-	var out []byte
-	err := a.do(ctx, ref.Folder, false, func(cn *conn) error {
+// fetchSection fetches one section of one message and hands its literal to
+// consume (nil when the server sent NIL for it).
+func (a *Account) fetchSection(ctx context.Context, ref remote.Ref, section *imap.FetchItemBodySection, consume func(lit imap.LiteralReader) error) error {
+	return a.do(ctx, ref.Folder, false, func(cn *conn) error {
 		if err := checkValidity(cn, ref); err != nil {
 			return err
 		}
@@ -500,13 +500,16 @@ func (a *Account) fetchOne(ctx context.Context, ref remote.Ref, section *imap.Fe
 			if msg == nil {
 				break
 			}
-			uid, body, got, err := readSection(msg)
+			_, err := readSection(msg, func(uid uint32, lit imap.LiteralReader) error {
+				if uid != ref.UID || found {
+					return nil // not ours: drained by readSection
+				}
+				found = true
+				return consume(lit)
+			})
 			if err != nil {
 				broken = true
 				return err
-			}
-			if uid == ref.UID && got {
-				out, found = body, true
 			}
 		}
 		if err := cmd.Close(); err != nil {
@@ -517,7 +520,48 @@ func (a *Account) fetchOne(ctx context.Context, ref remote.Ref, section *imap.Fe
 		}
 		return nil
 	})
+}
+
+// fetchOne fetches one section of one message into memory.
+func (a *Account) fetchOne(ctx context.Context, ref remote.Ref, section *imap.FetchItemBodySection) ([]byte, error) {
+	var out []byte
+	err := a.fetchSection(ctx, ref, section, func(lit imap.LiteralReader) error {
+		if lit == nil {
+			out = []byte{}
+			return nil
+		}
+		var err error
+		out, err = readLiteral(lit)
+		return err
+	})
 	return out, err
+}
+
+// StreamRange implements remote.RangeStreamer: one
+// BODY.PEEK[]<off.n>, delivered in pieces as it arrives.
+func (a *Account) StreamRange(ctx context.Context, ref remote.Ref, off, n, piece int64, fn func([]byte)) (int64, error) {
+	var delivered int64
+	err := a.fetchSection(ctx, ref, &imap.FetchItemBodySection{Peek: true, Partial: &imap.SectionPartial{Offset: off, Size: n}},
+		func(lit imap.LiteralReader) error {
+			if lit == nil {
+				return nil
+			}
+			for {
+				buf := make([]byte, piece)
+				k, err := io.ReadFull(lit, buf)
+				if k > 0 {
+					delivered += int64(k)
+					fn(buf[:k])
+				}
+				switch {
+				case err == io.EOF || err == io.ErrUnexpectedEOF:
+					return nil
+				case err != nil:
+					return err
+				}
+			}
+		})
+	return delivered, err
 }
 
 // closeFetch releases a FETCH command, unless reading its data failed: the
@@ -531,22 +575,24 @@ func closeFetch(cmd *imapclient.FetchCommand, broken *bool) {
 }
 
 // readSection consumes one message of a FETCH response for one body
-// section: its UID and the section's bytes (got is false when the server
-// sent no such section).
-func readSection(msg *imapclient.FetchMessageData) (uid uint32, body []byte, got bool, err error) {
+// section; consume gets the section's literal (nil for NIL) and the UID
+// that came before it. Whatever consume leaves unread is drained.
+func readSection(msg *imapclient.FetchMessageData, consume func(uid uint32, lit imap.LiteralReader) error) (uid uint32, err error) {
 	for {
 		item := msg.Next()
 		if item == nil {
-			return uid, body, got, nil
+			return uid, nil
 		}
 		switch item := item.(type) {
 		case imapclient.FetchItemDataUID:
 			uid = uint32(item.UID)
 		case imapclient.FetchItemDataBodySection:
-			got = true
+			if err := consume(uid, item.Literal); err != nil {
+				return uid, err
+			}
 			if item.Literal != nil {
-				if body, err = readLiteral(item.Literal); err != nil {
-					return 0, nil, false, err
+				if _, err := io.Copy(io.Discard, item.Literal); err != nil {
+					return uid, err
 				}
 			}
 		}
@@ -556,13 +602,15 @@ func readSection(msg *imapclient.FetchMessageData) (uid uint32, body []byte, got
 func readLiteral(lit imap.LiteralReader) ([]byte, error) {
 	size := lit.Size()
 	if size < 0 || size > 1<<31 {
-		size = 0
+		return io.ReadAll(lit)
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, size))
-	if _, err := io.Copy(buf, lit); err != nil {
+	// Exactly the literal's size: a bytes.Buffer would double its
+	// capacity at the end to find EOF.
+	buf := make([]byte, size)
+	if _, err := io.ReadFull(lit, buf); err != nil {
 		return nil, err
 	}
-	return buf.Bytes(), nil
+	return buf, nil
 }
 
 // Body implements remote.Account with UID FETCH uid BODY.PEEK[].
@@ -616,14 +664,25 @@ func (a *Account) Bodies(ctx context.Context, refs []remote.Ref, fn func(remote.
 			if msg == nil {
 				break
 			}
-			uid, body, got, err := readSection(msg)
+			_, err := readSection(msg, func(uid uint32, lit imap.LiteralReader) error {
+				r, ok := byUID[uid]
+				if !ok {
+					return nil
+				}
+				body := []byte{}
+				if lit != nil {
+					var err error
+					if body, err = readLiteral(lit); err != nil {
+						return err
+					}
+				}
+				delete(byUID, uid)
+				fn(r, body)
+				return nil
+			})
 			if err != nil {
 				broken = true
 				return err
-			}
-			if r, ok := byUID[uid]; ok && got {
-				delete(byUID, uid)
-				fn(r, body)
 			}
 		}
 		return cmd.Close()

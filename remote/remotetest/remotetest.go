@@ -151,6 +151,39 @@ func Run(t *testing.T, acct remote.Account, want []Want) {
 		}
 	})
 
+	t.Run("StreamRange", func(t *testing.T) {
+		rs, ok := acct.(remote.RangeStreamer)
+		if !ok {
+			t.Skip("not a RangeStreamer")
+		}
+		for _, w := range want {
+			if listings[w.Folder] == nil {
+				t.Skip("no listing")
+			}
+			for i, raw := range w.Messages {
+				n := int64(len(raw))
+				for _, r := range [][2]int64{{0, n}, {n / 3, n}, {n, 10}} {
+					var got []byte
+					pieces := 0
+					total, err := rs.StreamRange(ctx, ref(w.Folder, i), r[0], r[1], 97, func(b []byte) {
+						if len(b) > 97 || len(b) == 0 {
+							t.Errorf("piece of %d bytes, want 1..97", len(b))
+						}
+						got = append(got, b...)
+						pieces++
+					})
+					if err != nil {
+						t.Fatalf("%s #%d <%d.%d>: %v", w.Folder, i, r[0], r[1], err)
+					}
+					lo, hi := min(r[0], n), min(r[0]+r[1], n)
+					if !bytes.Equal(got, raw[lo:hi]) || total != hi-lo {
+						t.Errorf("%s #%d <%d.%d>: got %d bytes (reported %d), want %d", w.Folder, i, r[0], r[1], len(got), total, hi-lo)
+					}
+				}
+			}
+		}
+	})
+
 	t.Run("Bodies", func(t *testing.T) {
 		bf, ok := acct.(remote.BulkFetcher)
 		if !ok {
