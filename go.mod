@@ -11,4 +11,7 @@ require (
 	golang.org/x/sys v0.41.0
 )
 
-require golang.org/x/text v0.14.0 // indirect
+require (
+	github.com/knadh/go-pop3 v1.0.2 // indirect
+	golang.org/x/text v0.14.0 // indirect
+)

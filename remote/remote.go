@@ -103,6 +103,14 @@ type RangeStreamer interface {
 	StreamRange(ctx context.Context, ref Ref, off, n, piece int64, fn func(b []byte)) (int64, error)
 }
 
+// Deleter is implemented by accounts that can delete messages: POP3 DELE
+// (committed with QUIT), IMAP \Deleted. Every ref is deleted by its key as
+// the server knows it now, never by a position from an earlier listing; a
+// ref the server no longer has is skipped, not an error.
+type Deleter interface {
+	Delete(ctx context.Context, refs []Ref) error
+}
+
 // BulkFetcher is implemented by accounts that fetch many bodies in one
 // request. fn is called once per message as it arrives, in any order; a
 // message that does not exist any more is skipped.
