@@ -1,0 +1,151 @@
+package pop3
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"time"
+)
+
+// deadlineConn arms an I/O deadline only while an operation is in flight: a
+// read or write that makes no progress for timeout fails, and a cancelled
+// context fails it at once. A parked session has no deadline (nobody reads
+// it) until the next operation arms one.
+type deadlineConn struct {
+	net.Conn
+	timeout time.Duration
+
+	mu        sync.Mutex // protects busy and cancelled, and orders SetDeadline calls
+	busy      int
+	cancelled bool
+}
+
+func newDeadlineConn(c net.Conn, timeout time.Duration) *deadlineConn {
+	return &deadlineConn{Conn: c, timeout: timeout}
+}
+
+// begin arms the deadline for one operation; the returned func disarms it.
+// A cancelled ctx makes the connection's I/O fail at once; the session is
+// then broken and must be closed.
+func (c *deadlineConn) begin(ctx context.Context) (end func()) {
+	c.mu.Lock()
+	c.busy++
+	if !c.cancelled {
+		c.Conn.SetDeadline(time.Now().Add(c.timeout))
+	}
+	c.mu.Unlock()
+	stop := context.AfterFunc(ctx, func() {
+		c.mu.Lock()
+		c.cancelled = true
+		c.Conn.SetDeadline(time.Now().Add(-time.Second))
+		c.mu.Unlock()
+	})
+	return func() {
+		stop()
+		c.mu.Lock()
+		c.busy--
+		if c.busy == 0 && !c.cancelled {
+			c.Conn.SetDeadline(time.Time{})
+		}
+		c.mu.Unlock()
+	}
+}
+
+func (c *deadlineConn) rearm() {
+	c.mu.Lock()
+	if c.busy > 0 && !c.cancelled {
+		c.Conn.SetDeadline(time.Now().Add(c.timeout))
+	}
+	c.mu.Unlock()
+}
+
+func (c *deadlineConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.rearm()
+	}
+	return n, err
+}
+
+func (c *deadlineConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if n > 0 {
+		c.rearm()
+	}
+	return n, err
+}
+
+// maxLine bounds a status line or a line of a UIDL or LIST listing
+// (RFC 2449 allows 512 octets for a response line).
+const maxLine = 8192
+
+var errLineTooLong = errors.New("response line too long")
+
+// gate is the net.Conn go-pop3 talks through. It shares the session's
+// buffered reader with the commands mailfs reads itself (RETR, TOP), and
+// hands go-pop3 at most one line per Read, so go-pop3's own bufio.Reader
+// never holds bytes beyond the line it is parsing: at every response
+// boundary all unread input is in the session's reader, and either side can
+// read the next response.
+//
+// It also remembers the last line it delivered and the first I/O error, so
+// that an error from go-pop3 (a plain string for "-ERR" answers and broken
+// connections alike) can be told apart: a server's "-ERR" leaves the
+// session usable, a transport failure does not.
+type gate struct {
+	net.Conn // writes and Close go to the session's connection
+	br       *bufio.Reader
+
+	pending []byte // the rest of the line being delivered
+	line    []byte // buffer behind pending
+	last    []byte // the last complete line delivered, without CRLF
+	err     error  // first read or write error
+}
+
+func (g *gate) Read(p []byte) (int, error) {
+	if g.err != nil {
+		return 0, g.err
+	}
+	if len(g.pending) == 0 {
+		line, err := g.br.ReadSlice('\n')
+		switch {
+		case err == bufio.ErrBufferFull || (err == nil && len(line) > maxLine):
+			g.err = errLineTooLong
+			return 0, g.err
+		case err != nil:
+			g.err = err
+			return 0, err
+		}
+		g.line = append(g.line[:0], line...)
+		g.pending = g.line
+		g.last = bytes.TrimRight(g.line, "\r\n")
+	}
+	n := copy(p, g.pending)
+	g.pending = g.pending[n:]
+	return n, nil
+}
+
+func (g *gate) Write(p []byte) (int, error) {
+	n, err := g.Conn.Write(p)
+	if err != nil && g.err == nil {
+		g.err = err
+	}
+	return n, err
+}
+
+// replay makes the next Read return line (the greeting, already read by the
+// session) before anything from the connection.
+func (g *gate) replay(line []byte) {
+	g.line = append(g.line[:0], line...)
+	g.pending = g.line
+	g.last = bytes.TrimRight(g.line, "\r\n")
+}
+
+// gateDialer is go-pop3's Opt.Dialer: it "dials" by handing over the session's
+// connection, already connected, protected (implicit TLS or STLS) and greeted.
+type gateDialer struct{ g *gate }
+
+func (d gateDialer) Dial(network, address string) (net.Conn, error) { return d.g, nil }
