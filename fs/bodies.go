@@ -392,15 +392,32 @@ func (f *FS) chunksAhead(ms *msgState, from, size int64) {
 		start := from * cs
 		end := min(size, (from+int64(len(calls)))*cs)
 		i := 0
-		_, err := rs.StreamRange(f.bg, ms.ref, start, end-start, cs, func(b []byte) {
-			if i >= len(calls) {
-				return
-			}
+		var pending []byte // pieces may be smaller than a chunk
+		hand := func(data []byte) {
 			key := bodyKey{ms: ms, chunk: from + int64(i)}
-			f.mem.put(key, b)
-			f.flight.finish(key, calls[i], b, nil)
+			f.mem.put(key, data)
+			f.flight.finish(key, calls[i], data, nil)
 			i++
+		}
+		_, err := rs.StreamRange(f.bg, ms.ref, start, end-start, cs, func(b []byte) {
+			for len(b) > 0 && i < len(calls) {
+				if len(pending) == 0 && int64(len(b)) >= cs {
+					hand(b[:cs:cs])
+					b = b[cs:]
+					continue
+				}
+				take := min(int64(len(b)), cs-int64(len(pending)))
+				pending = append(pending, b[:take]...)
+				b = b[take:]
+				if int64(len(pending)) == cs {
+					hand(pending)
+					pending = nil
+				}
+			}
 		})
+		if len(pending) > 0 && i < len(calls) {
+			hand(pending) // the last, partial chunk
+		}
 		for ; i < len(calls); i++ {
 			// The stream ended early: the message is shorter (an empty
 			// chunk says so to the reader), or the fetch failed.

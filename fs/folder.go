@@ -106,6 +106,10 @@ func (s *folderState) apply(lst *remote.Listing) (removed []*msgState) {
 		if ok {
 			ms.mu.Lock()
 			ms.info.Flags = m.Flags
+			ms.info.Date = m.Date // POP3: known once downloaded
+			if !ms.verified {
+				ms.size = m.Size // the cache knows the true size by now
+			}
 			ms.mu.Unlock()
 		} else {
 			ms = newMsgState(s, lst.UIDValidity, m)

@@ -51,6 +51,9 @@ func (ms *msgState) fillAttr(a *fuse.Attr) {
 	ms.reported = size
 	date := ms.info.Date
 	ms.mu.Unlock()
+	if date.IsZero() {
+		date = ms.folder.fs.start // POP3, not downloaded yet
+	}
 	opts := &ms.folder.fs.opts
 	a.Mode = syscall.S_IFREG | 0o444
 	a.Nlink = 1

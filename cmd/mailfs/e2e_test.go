@@ -94,7 +94,7 @@ func start(t *testing.T, mnt string, cred *syscall.Credential, env []string, arg
 	d.cmd.Env = append(os.Environ(), env...)
 	if cred != nil {
 		d.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-		d.cmd.Dir = filepath.Dir(mnt)
+		d.cmd.Dir = "/"
 	}
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -170,7 +170,8 @@ func sh(t *testing.T, cred *syscall.Credential, name string, args ...string) str
 
 // checkDemo runs what the demo tells a newcomer to try.
 func checkDemo(t *testing.T, d *daemon, cred *syscall.Credential) {
-	mnt := d.mnt
+	base := filepath.Dir(d.mnt)
+	mnt := filepath.Join(base, "imap")
 	demo := mailgen.Demo()
 	counts := map[string]int{}
 	for _, m := range demo {
@@ -208,6 +209,30 @@ func checkDemo(t *testing.T, d *daemon, cred *syscall.Credential) {
 	if !strings.Contains(d.stdout.String(), "getfattr -d") {
 		t.Errorf("the demo does not say what to try:\n%s", d.stdout.String())
 	}
+
+	// The POP3 side: INBOX only, one file per UIDL ('/' escaped), the
+	// same bytes.
+	inbox := map[string]bool{}
+	for _, m := range demo {
+		if m.Folder == "INBOX" {
+			inbox[string(pop3Bytes(m.Raw))] = true
+		}
+	}
+	pop := filepath.Join(base, "pop3", "INBOX")
+	out = sh(t, cred, "ls", pop)
+	names := strings.Fields(out)
+	if len(names) != len(inbox) {
+		t.Errorf("pop3 INBOX: %d files, want %d", len(names), len(inbox))
+	}
+	if !strings.Contains(out, "2026%2F11%2Fdemo-3.eml") {
+		t.Errorf("pop3 INBOX: no escaped UIDL 2026%%2F11%%2Fdemo-3.eml in\n%s", out)
+	}
+	for _, name := range names {
+		got := sh(t, cred, "cat", filepath.Join(pop, name))
+		if !inbox[got] {
+			t.Errorf("pop3 %s: content is none of the INBOX messages (%d bytes)", name, len(got))
+		}
+	}
 }
 
 func TestDemoAsRoot(t *testing.T) {
@@ -215,8 +240,8 @@ func TestDemoAsRoot(t *testing.T) {
 	if os.Geteuid() != 0 {
 		testenv.SkipOrFail(t, "needs root")
 	}
-	mnt := filepath.Join(t.TempDir(), "mnt")
-	d := start(t, mnt, nil, nil, "demo", mnt)
+	base := filepath.Join(t.TempDir(), "mnt")
+	d := start(t, filepath.Join(base, "pop3"), nil, nil, "demo", base)
 	checkDemo(t, d, nil)
 	d.stop(t)
 }
@@ -244,12 +269,11 @@ func TestDemoAsOrdinaryUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	cred := &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-	mnt := filepath.Join(base, "mnt")
-	d := start(t, mnt, cred, []string{"HOME=" + base}, "demo", mnt)
+	d := start(t, filepath.Join(base, "mnt", "pop3"), cred, []string{"HOME=" + base}, "demo", filepath.Join(base, "mnt"))
 	checkDemo(t, d, cred)
 	// Files belong to the mounting user (and, without allow_other, only
 	// that user may enter the mount).
-	if owner := strings.TrimSpace(sh(t, cred, "stat", "-c", "%u", filepath.Join(mnt, "INBOX", "1.eml"))); owner != u.Uid {
+	if owner := strings.TrimSpace(sh(t, cred, "stat", "-c", "%u", filepath.Join(base, "mnt", "imap", "INBOX", "1.eml"))); owner != u.Uid {
 		t.Errorf("owner: got uid %s, want %s", owner, u.Uid)
 	}
 	d.stop(t)

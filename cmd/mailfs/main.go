@@ -42,7 +42,8 @@ func fail(code int, format string, args ...any) error {
 }
 
 const usage = `usage:
-  mailfs mount [--config FILE] [--read-only] [-v] ACCOUNT MOUNTPOINT
+  mailfs mount [--config FILE] [--offline] [--read-only] [-v] ACCOUNT MOUNTPOINT
+  mailfs sync [--config FILE] [-v] ACCOUNT [FOLDER...]
   mailfs demo [-v] [MOUNTPOINT]        (default MOUNTPOINT: ./mnt)
   mailfs umount MOUNTPOINT
 `
@@ -76,7 +77,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "umount", "unmount":
 		err = cmdUmount(args[1:], stderr)
 	case "sync":
-		err = fail(exitNotReady, "sync: not available yet: this version has no local cache")
+		err = cmdSync(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

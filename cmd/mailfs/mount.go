@@ -16,11 +16,11 @@ import (
 	"time"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"mailfs/fs"
-	"mailfs/internal/config"
+	"mailfs/internal/syncer"
 	"mailfs/remote"
-	"mailfs/remote/imap"
 )
 
 type mountOptions struct {
@@ -35,65 +35,52 @@ func cmdMount(args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("mount", flag.ContinueOnError)
 	fl.StringVar(&o.config, "config", "", "configuration file (default $XDG_CONFIG_HOME/mailfs/config.toml)")
 	fl.BoolVar(&o.readOnly, "read-only", false, "refuse every change with EROFS")
-	fl.BoolVar(&o.offline, "offline", false, "serve the cache only (not available yet)")
+	fl.BoolVar(&o.offline, "offline", false, "no network: serve what the cache holds")
 	fl.BoolVar(&o.verbose, "v", false, "log debug messages")
 	rest, err := parseFlags(fl, args, 2, 2, stderr)
 	if err != nil {
 		return err
 	}
-	if o.offline {
-		return fail(exitNotReady, "mount: --offline is not available yet: this version has no local cache")
-	}
 	name, mountpoint := rest[0], rest[1]
 	log := newLogger(stderr, o.verbose)
-
-	path := o.config
-	if path == "" {
-		if path, err = config.DefaultPath(); err != nil {
-			return fail(exitConfig, "%v", err)
-		}
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		return fail(exitConfig, "%v", err)
-	}
-	acct, err := cfg.Account(name)
-	if err != nil {
-		return fail(exitConfig, "%v", err)
-	}
-	if acct.Protocol != "imap" {
-		return fail(exitNotReady, "account %q: protocol %q is not available yet (only imap)", name, acct.Protocol)
-	}
 	if err := checkMountpoint(mountpoint); err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	password, err := acct.Password(ctx)
+	acct, err := openAccount(ctx, o.config, name, o.offline, log)
 	stop()
 	if err != nil {
-		return fail(exitConfig, "%v", err)
+		return err
 	}
-	tlsConfig, err := acct.TLSConfig()
-	if err != nil {
-		return fail(exitConfig, "%v", err)
-	}
-	dialCtx, cancel := context.WithTimeout(context.Background(), acct.Timeout+5*time.Second)
-	defer cancel()
-	remoteAcct, err := imap.Dial(dialCtx, imap.Config{
-		Addr:        acct.Addr(),
-		TLS:         imap.TLSMode(acct.TLS),
-		TLSConfig:   tlsConfig,
-		Username:    acct.Username,
-		Password:    password,
-		Auth:        acct.Auth,
-		Connections: acct.Connections,
-		Timeout:     acct.Timeout,
-		Logger:      log,
+	defer acct.Close()
+	opts := fs.Options{PollInterval: acct.cfg.PollInterval, Logger: log}
+	return serve(acct.cached, name, mountpoint, opts, stdout, stderr, log, func(ctx context.Context) {
+		if acct.cfg.Protocol == "pop3" && acct.inner != nil {
+			go downloadAll(ctx, acct, acct.cfg.DeleteAfterDownload, log)
+		}
 	})
-	if err != nil {
-		return remoteError(name, err)
+}
+
+// downloadAll fetches every POP3 message not yet cached, in the background
+// of a mount, so that the whole maildrop is readable offline soon after
+// mounting; with delete_after_download, each batch is deleted from the
+// server once durably cached.
+func downloadAll(ctx context.Context, acct *opened, deleteAfter bool, log *slog.Logger) {
+	opts := syncer.Options{Logger: log, Workers: 1}
+	if deleteAfter {
+		if d, ok := acct.inner.(remote.Deleter); ok {
+			opts.DeleteFromServer = d.Delete
+		}
 	}
-	return serve(remoteAcct, name, mountpoint, fs.Options{PollInterval: acct.PollInterval, Logger: log}, stdout, stderr, log, nil)
+	res, err := syncer.Run(ctx, acct.cached, opts)
+	if err != nil && ctx.Err() == nil {
+		log.Warn("background download stopped", "account", acct.name, "err", err)
+		return
+	}
+	if res.Messages > 0 {
+		log.Info("downloaded for offline use", "account", acct.name, "messages", res.Messages, "bytes", res.Bytes,
+			"deleted_from_server", res.Deleted, "elapsed", res.Elapsed.Round(time.Millisecond))
+	}
 }
 
 // remoteError turns a connection failure into a one-line message and the
@@ -172,52 +159,105 @@ func unescapeMountinfo(s string) string {
 	return r.Replace(s)
 }
 
+// mountSpec is one filesystem to mount.
+type mountSpec struct {
+	acct       remote.Account
+	name       string
+	mountpoint string
+	opts       fs.Options
+	// ready, if set, runs once the mount is up, with a context that ends
+	// at unmount.
+	ready func(ctx context.Context)
+}
+
 // serve mounts acct at mountpoint and runs until it is unmounted or
-// interrupted; Ctrl-C unmounts cleanly, a second Ctrl-C while the mount is
-// busy detaches it lazily. ready, if set, runs once the mount is up.
-func serve(acct remote.Account, name, mountpoint string, opts fs.Options, stdout, stderr io.Writer, log *slog.Logger, ready func()) error {
-	defer acct.Close()
-	filesystem := fs.New(acct, opts)
-	defer filesystem.Close()
-	mopts := filesystem.MountOptions(name)
-	mopts.Logger = slog.NewLogLogger(log.Handler(), slog.LevelDebug)
-	mopts.MountOptions.Logger = mopts.Logger
-	server, err := fusefs.Mount(mountpoint, filesystem.Root(), mopts)
-	if err != nil {
-		return mountError(mountpoint, err)
+// interrupted. The caller closes acct.
+func serve(acct remote.Account, name, mountpoint string, opts fs.Options, stdout, stderr io.Writer, log *slog.Logger, ready func(ctx context.Context)) error {
+	return serveAll([]mountSpec{{acct: acct, name: name, mountpoint: mountpoint, opts: opts, ready: ready}}, log, nil)
+}
+
+// serveAll mounts every spec and runs until all are unmounted; Ctrl-C
+// unmounts them cleanly, a second Ctrl-C while one is busy detaches it
+// lazily. after, if set, runs once all are mounted.
+func serveAll(specs []mountSpec, log *slog.Logger, after func()) error {
+	type mounted struct {
+		spec   mountSpec
+		server *fuse.Server
+		fs     *fs.FS
 	}
-	log.Info("mounted", "account", name, "mountpoint", mountpoint)
-	if ready != nil {
-		ready()
+	var ms []mounted
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	unmountAll := func() {
+		for _, m := range ms {
+			m.server.Unmount()
+			m.server.Wait()
+		}
+	}
+	for _, spec := range specs {
+		filesystem := fs.New(spec.acct, spec.opts)
+		mopts := filesystem.MountOptions(spec.name)
+		mopts.Logger = slog.NewLogLogger(log.Handler(), slog.LevelDebug)
+		mopts.MountOptions.Logger = mopts.Logger
+		server, err := fusefs.Mount(spec.mountpoint, filesystem.Root(), mopts)
+		if err != nil {
+			filesystem.Close()
+			unmountAll()
+			return mountError(spec.mountpoint, err)
+		}
+		defer filesystem.Close()
+		ms = append(ms, mounted{spec: spec, server: server, fs: filesystem})
+		log.Info("mounted", "account", spec.name, "mountpoint", spec.mountpoint)
+		if spec.ready != nil {
+			spec.ready(ctx)
+		}
+	}
+	if after != nil {
+		after()
 	}
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
-	done := make(chan struct{})
-	go func() {
-		server.Wait()
-		close(done)
-	}()
+	done := make(chan int, len(ms))
+	for i, m := range ms {
+		go func() {
+			m.server.Wait()
+			done <- i
+		}()
+	}
+	left := len(ms)
 	tries := 0
-	for {
+	for left > 0 {
 		select {
-		case <-done:
-			log.Info("unmounted", "mountpoint", mountpoint)
-			return nil
+		case i := <-done:
+			left--
+			log.Info("unmounted", "mountpoint", ms[i].spec.mountpoint)
 		case <-sigs:
 			tries++
-			if tries > 1 {
-				log.Warn("detaching the busy mount lazily", "mountpoint", mountpoint)
-				lazyUnmount(mountpoint)
-				continue
-			}
-			if err := server.Unmount(); err != nil {
-				log.Warn("cannot unmount: the mount is busy (a shell or program is inside it); leave it and press Ctrl-C again to detach it lazily",
-					"mountpoint", mountpoint, "err", err)
+			cancel()
+			for _, m := range ms {
+				if !isMounted(m.spec.mountpoint) {
+					continue
+				}
+				if tries > 1 {
+					log.Warn("detaching the busy mount lazily", "mountpoint", m.spec.mountpoint)
+					lazyUnmount(m.spec.mountpoint)
+					continue
+				}
+				if err := m.server.Unmount(); err != nil {
+					log.Warn("cannot unmount: the mount is busy (a shell or program is inside it); leave it and press Ctrl-C again to detach it lazily",
+						"mountpoint", m.spec.mountpoint, "err", err)
+				}
 			}
 		}
 	}
+	return nil
+}
+
+func isMounted(dir string) bool {
+	ok, _ := isMountpoint(dir)
+	return ok
 }
 
 func lazyUnmount(mountpoint string) {
