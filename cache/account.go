@@ -90,9 +90,11 @@ func (a *Account) Folders(ctx context.Context) ([]remote.Folder, error) {
 // List implements remote.Account. The server's listing is stored (after
 // dropping what a new UIDVALIDITY made stale) and returned with the true
 // sizes of cached bodies; POP3 adds the cached messages the server no
-// longer has. When the server fails, or offline, it is the cached listing
-// restricted to the messages whose bodies are cached. A folder the server
-// says does not exist is not answered from the cache.
+// longer has. Offline it is the cached listing restricted to the messages
+// whose bodies are cached: what can be read. When the server fails it is
+// the whole cached listing: a message not cached is still there, only
+// unreadable until the server is back. A folder the server says does not
+// exist is not answered from the cache.
 func (a *Account) List(ctx context.Context, folder string) (*remote.Listing, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -112,7 +114,7 @@ func (a *Account) List(ctx context.Context, folder string) (*remote.Listing, err
 		if ctx.Err() != nil || errors.Is(err, remote.ErrNotFound) {
 			return nil, err
 		}
-		cached, ok, cerr := a.s.offlineListing(folder)
+		cached, ok, cerr := a.s.cachedListing(folder, true)
 		if cerr != nil || !ok {
 			if cerr != nil {
 				a.s.log.Warn("cache: no cached listing to fall back on", "folder", folder, "err", cerr)

@@ -270,6 +270,12 @@ func (s *Store) decorate(folder string, l *remote.Listing, all bool) *remote.Lis
 // offlineListing is List without a server: the cached listing restricted
 // to what can be read. ok is false when the cache knows nothing of folder.
 func (s *Store) offlineListing(folder string) (*remote.Listing, bool, error) {
+	return s.cachedListing(folder, false)
+}
+
+// cachedListing is the cached listing of folder; with all, every message
+// it lists, else only those whose bodies are cached.
+func (s *Store) cachedListing(folder string, all bool) (*remote.Listing, bool, error) {
 	l, err := s.storedListing(folder)
 	if err != nil {
 		return nil, false, err
@@ -287,7 +293,7 @@ func (s *Store) offlineListing(folder string) (*remote.Listing, bool, error) {
 		}
 		l = &remote.Listing{}
 	}
-	return s.decorate(folder, l, false), true, nil
+	return s.decorate(folder, l, all), true, nil
 }
 
 // missErr says why ref cannot be read without a server. It always wraps
