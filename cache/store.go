@@ -184,6 +184,15 @@ func open(opts Options, chunk int64) (*Store, error) {
 		bo = bo.WithEncryptionKey(opts.EncryptionKey).WithIndexCacheSize(8 << 20)
 	}
 	db, err := badger.Open(bo)
+	for try := 0; err != nil && isNewFileError(err) && try < 2; try++ {
+		// A process killed between creating a memtable or value-log file
+		// and its first write leaves it empty, and badger v4 refuses to
+		// open such a directory once ("Create a new file", badger issue
+		// 2207), having made the file whole under its lock: the next
+		// Open succeeds.
+		log.Info("cache: reopening after an interrupted run left an empty log file", "dir", where)
+		db, err = badger.Open(bo)
+	}
 	if err != nil {
 		return nil, openError(where, opts.EncryptionKey != nil, err)
 	}
@@ -256,6 +265,12 @@ func openError(where string, haveKey bool, err error) error {
 		return fmt.Errorf("cache: %s: %w: the cache is encrypted and no key was given", where, ErrEncryptionKey)
 	}
 	return fmt.Errorf("cache: open %s: %v", where, err)
+}
+
+// isNewFileError recognises badger's z.NewFile sentinel, which it wraps
+// with %v.
+func isNewFileError(err error) bool {
+	return strings.Contains(err.Error(), "Create a new file")
 }
 
 // checkSchema writes the schema version into a new cache and refuses a

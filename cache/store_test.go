@@ -588,3 +588,35 @@ func refKeys(refs []remote.Ref) []string {
 	}
 	return keys
 }
+
+// TestOpenAfterKilledMidCreate: a process killed right after creating a
+// memtable file leaves it empty; the cache must still open, with its data.
+func TestOpenAfterKilledMidCreate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "c")
+	s, err := cache.Open(cache.Options{Dir: dir, Account: "a", Protocol: "pop3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := s.Wrap(nil)
+	ref := remote.Ref{Folder: "INBOX", Key: "u1"}
+	if err := a.Store(ref, []byte("Subject: x\r\n\r\nkept\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// What kill -9 between create and first write leaves behind.
+	for _, name := range []string{"00099.mem", "000099.vlog"} {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err = cache.Open(cache.Options{Dir: dir, Account: "a", Protocol: "pop3"})
+	if err != nil {
+		t.Fatalf("open after an empty memtable file: %v", err)
+	}
+	defer s.Close()
+	if !s.Wrap(nil).Cached(ref) {
+		t.Errorf("the cached body is gone")
+	}
+}

@@ -17,15 +17,14 @@ import (
 
 // Exit codes.
 const (
-	exitOK       = 0
-	exitFailure  = 1 // anything not listed below
-	exitUsage    = 2
-	exitConfig   = 3 // bad or missing configuration, password command failed
-	exitAuth     = 4 // the server refused the credentials
-	exitNetwork  = 5 // server unreachable, TLS failure
-	exitMount    = 6 // mount point missing or busy, /dev/fuse missing
-	exitUnmount  = 7
-	exitNotReady = 8 // asked for something this version does not do yet
+	exitOK      = 0
+	exitFailure = 1 // anything not listed below
+	exitUsage   = 2
+	exitConfig  = 3 // bad or missing configuration, password command failed
+	exitAuth    = 4 // the server refused the credentials
+	exitNetwork = 5 // server unreachable, TLS failure
+	exitMount   = 6 // mount point missing or busy, /dev/fuse missing
+	exitUnmount = 7
 )
 
 // exitError carries the exit code of a failure; its message is one line.
