@@ -154,6 +154,11 @@ func TestPOP3CorpusOffline(t *testing.T) {
 	mnt := filepath.Join(t.TempDir(), "mnt")
 	d := a.mount(t, mnt)
 	sameMessages(t, "online", readAll(t, filepath.Join(mnt, "INBOX")), want)
+	// The cache belongs to the mount: a sync meanwhile is told so.
+	out, code := runCLI(t, a.env, "sync", "--config", a.cfg, "test")
+	if code != exitMount || !strings.Contains(out, "in use by another mount") {
+		t.Errorf("sync while mounted: exit %d, %q; want %d and 'in use by another mount'", code, out, exitMount)
+	}
 	d.stop(t)
 
 	if err := dc.Stop(); err != nil {
