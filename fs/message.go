@@ -251,7 +251,7 @@ const xattrPrefix = "user.mail."
 
 var headerAttrs = []string{"subject", "from", "to", "cc", "date", "message-id"}
 
-// Listxattr implements fusefs.NodeListxattrer: uid and flags always, the
+// Listxattr implements fusefs.NodeListxattrer: uid and flags (IMAP), the
 // header fields the message has (one small fetch, kept).
 func (n *messageNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
 	fields, err := n.ms.folder.fs.headerFields(ctx, n.ms)
@@ -259,8 +259,8 @@ func (n *messageNode) Listxattr(ctx context.Context, dest []byte) (uint32, sysca
 		return 0, toErrno(n.ms.folder.fs.log, "listxattr", err)
 	}
 	var b strings.Builder
-	for _, name := range []string{"uid", "flags"} {
-		b.WriteString(xattrPrefix + name + "\x00")
+	if n.ms.ref.UID != 0 { // IMAP; POP3 has neither UIDs nor flags
+		b.WriteString(xattrPrefix + "uid\x00" + xattrPrefix + "flags\x00")
 	}
 	for _, name := range headerAttrs {
 		if _, ok := fields[name]; ok {
@@ -287,6 +287,9 @@ func (n *messageNode) Getxattr(ctx context.Context, attr string, dest []byte) (u
 		}
 		return copyXattr(dest, strconv.FormatUint(uint64(ms.ref.UID), 10))
 	case "flags":
+		if ms.ref.UID == 0 {
+			return 0, syscall.ENODATA
+		}
 		return copyXattr(dest, ms.flags())
 	}
 	known := false

@@ -227,6 +227,11 @@ func checkDemo(t *testing.T, d *daemon, cred *syscall.Credential) {
 	if !strings.Contains(out, "2026%2F11%2Fdemo-3.eml") {
 		t.Errorf("pop3 INBOX: no escaped UIDL 2026%%2F11%%2Fdemo-3.eml in\n%s", out)
 	}
+	// getfattr -d on a POP3 message: the header fields, no uid or flags.
+	out = sh(t, cred, "getfattr", "-d", filepath.Join(pop, "00000001.demo.eml"))
+	if !strings.Contains(out, "user.mail.subject=") || strings.Contains(out, "user.mail.uid") || strings.Contains(out, "user.mail.flags") {
+		t.Errorf("getfattr -d on a POP3 message:\n%s", out)
+	}
 	for _, name := range names {
 		got := sh(t, cred, "cat", filepath.Join(pop, name))
 		if !inbox[got] {
