@@ -35,6 +35,8 @@ type Folder struct {
 	Path []string
 	// NoSelect is set for a folder that only holds other folders.
 	NoSelect bool
+	// Delim is the server's hierarchy delimiter ("" for a flat server).
+	Delim string
 }
 
 // MessageInfo is one row of a folder listing: what `ls -l` needs, no more.
@@ -109,6 +111,45 @@ type RangeStreamer interface {
 // ref the server no longer has is skipped, not an error.
 type Deleter interface {
 	Delete(ctx context.Context, refs []Ref) error
+}
+
+// ErrUnsupported: the server lacks what an operation needs.
+var ErrUnsupported = errors.New("not supported by the server")
+
+// ErrNotEmpty: a folder to delete still holds messages or folders.
+var ErrNotEmpty = errors.New("folder not empty")
+
+// ErrExists: a folder to create or rename to exists already.
+var ErrExists = errors.New("already exists")
+
+// Mover is implemented by accounts that move messages between folders
+// (IMAP UID MOVE, or COPY + \Deleted + UID EXPUNGE of exactly those UIDs).
+// All refs are in one folder under one UIDVALIDITY. A ref the source no
+// longer has is skipped.
+type Mover interface {
+	Move(ctx context.Context, refs []Ref, dest string) error
+}
+
+// Appender is implemented by accounts that add messages (IMAP APPEND). It
+// returns the new message's UID and the folder's UIDVALIDITY (0, 0 when the
+// server does not say: no UIDPLUS).
+type Appender interface {
+	Append(ctx context.Context, folder string, body []byte, date time.Time, flags []string) (uid, validity uint32, err error)
+}
+
+// FlagSetter is implemented by accounts whose messages carry flags (IMAP
+// UID STORE FLAGS): it replaces the message's flags.
+type FlagSetter interface {
+	SetFlags(ctx context.Context, ref Ref, flags []string) error
+}
+
+// FolderEditor is implemented by accounts whose folders can be created,
+// deleted (empty ones only: ErrNotEmpty) and renamed. Names are the
+// server's, with its delimiter.
+type FolderEditor interface {
+	CreateFolder(ctx context.Context, name string) error
+	DeleteFolder(ctx context.Context, name string) error
+	RenameFolder(ctx context.Context, oldName, newName string) error
 }
 
 // BulkFetcher is implemented by accounts that fetch many bodies in one

@@ -354,6 +354,7 @@ func (a *Account) Folders(ctx context.Context) ([]remote.Folder, error) {
 		for _, l := range list {
 			f := remote.Folder{Name: l.Mailbox}
 			if l.Delim != 0 {
+				f.Delim = string(l.Delim)
 				f.Path = strings.Split(l.Mailbox, string(l.Delim))
 			} else {
 				f.Path = []string{l.Mailbox}
