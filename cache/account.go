@@ -366,7 +366,9 @@ func (a *Account) Bodies(ctx context.Context, refs []remote.Ref, fn func(ref rem
 }
 
 // Delete implements remote.Deleter: the server deletes, then the cache
-// drops the messages. Offline nothing is deleted.
+// drops the messages. A POP3 message the server no longer has is only
+// dropped from the cache (no error); for IMAP that is ErrNotFound. Offline
+// nothing is deleted.
 func (a *Account) Delete(ctx context.Context, refs []remote.Ref) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -378,8 +380,19 @@ func (a *Account) Delete(ctx context.Context, refs []remote.Ref) error {
 	if !ok {
 		return fmt.Errorf("cache: delete: the account cannot delete messages: %w", remote.ErrReadOnly)
 	}
-	if err := d.Delete(ctx, refs); err != nil {
+	err := d.Delete(ctx, refs)
+	if err != nil && !errors.Is(err, remote.ErrNotFound) {
 		return err
 	}
-	return a.s.drop(refs)
+	// Deleted, or gone from the server already: either way not to be
+	// served any more.
+	if derr := a.s.drop(refs); derr != nil {
+		return derr
+	}
+	if a.s.pop3 {
+		// A POP3 message the server no longer has lives only here: dropping
+		// it is the whole deletion.
+		return nil
+	}
+	return err
 }

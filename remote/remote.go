@@ -107,8 +107,9 @@ type RangeStreamer interface {
 
 // Deleter is implemented by accounts that can delete messages: POP3 DELE
 // (committed with QUIT), IMAP \Deleted. Every ref is deleted by its key as
-// the server knows it now, never by a position from an earlier listing; a
-// ref the server no longer has is skipped, not an error.
+// the server knows it now, never by a position from an earlier listing.
+// Refs the server no longer has are skipped; the others are deleted, and
+// then the error wraps ErrNotFound.
 type Deleter interface {
 	Delete(ctx context.Context, refs []Ref) error
 }

@@ -15,8 +15,9 @@ import (
 )
 
 // TestQuick runs the whole benchmark on 200 messages, once, so that
-// `make bench` keeps working: it starts Dovecot, builds mailfs and mounts
-// it four times (about 10 s; skipped with -short).
+// `make bench` keeps working: it starts Dovecot with POP3, builds mailfs,
+// mounts it three times (once --offline) and runs mailfs sync twice (about
+// 10 s; skipped with -short).
 func TestQuick(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow: starts Dovecot and mounts mailfs")
@@ -61,8 +62,39 @@ func TestQuick(t *testing.T) {
 			t.Errorf("printed report lacks row %s", rn.name)
 		}
 	}
-	if len(rep.ratios) != 4 {
-		t.Errorf("%d ratios, want 4", len(rep.ratios))
+	if len(rep.ratios) != 7 {
+		t.Errorf("%d ratios, want 7", len(rep.ratios))
+	}
+	for _, r := range rep.ratios {
+		if !(r.value > 0) {
+			t.Errorf("ratio %q is %v", r.name, r.value)
+		}
+		if !strings.Contains(rep.text, r.name) {
+			t.Errorf("printed report lacks the ratio %q", r.name)
+		}
+	}
+	// Every mailfs sync, into an empty cache, fetched every message.
+	for _, account := range []string{accountName, popAccount} {
+		got := rep.synced[account]
+		if len(got) != 1 {
+			t.Errorf("mailfs sync %s ran %d times, want once", account, len(got))
+		}
+		for _, fetched := range got {
+			if fetched != n {
+				t.Errorf("mailfs sync %s fetched %d messages, want %d", account, fetched, n)
+			}
+		}
+	}
+	for _, name := range []string{"floor_pop3_retr", "mailfs_sync_pop3", "mailfs_sync_imap"} {
+		found := false
+		for line := range strings.SplitSeq(rep.text, "\n") {
+			if f := strings.Fields(line); len(f) > 0 && f[0] == name && strings.HasSuffix(line, "messages/s") {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("printed report lacks the download rate of %s", name)
+		}
 	}
 	// The token of the last message; WriteMaildir numbers from UID 1.
 	if rep.grepMatch != "200.eml" {

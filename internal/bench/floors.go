@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	gopop3 "github.com/knadh/go-pop3"
 
 	"mailfs/internal/dovecottest"
 )
@@ -119,4 +121,90 @@ func floorBulkBody(ctx context.Context, srv *dovecottest.Server, wantMsgs int, w
 		return fmt.Errorf("floor_bulk_body: %w", err)
 	}
 	return nil
+}
+
+// The POP3 floor: what a plain go-pop3 client needs to download the whole
+// maildrop, on a connection of its own, login included.
+
+// ctxDialer dials with a context for go-pop3 and closes the connection
+// when the context is done, which makes a pending command fail.
+type ctxDialer struct {
+	ctx  context.Context
+	conn net.Conn
+	stop func() bool
+}
+
+func (d *ctxDialer) Dial(network, addr string) (net.Conn, error) {
+	var nd net.Dialer
+	conn, err := nd.DialContext(d.ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	d.conn = conn
+	d.stop = context.AfterFunc(d.ctx, func() { conn.Close() })
+	return conn, nil
+}
+
+// floorPOP3 connects, sends USER and PASS, runs UIDL, then RETR for every
+// message in UIDL's order, reading each payload to its end, and QUITs. It
+// checks that want messages came back and returns the bytes of all RETR
+// payloads (go-pop3's: dot-stuffing undone, every line ending CRLF).
+func floorPOP3(ctx context.Context, srv *dovecottest.Server, want int) (int64, error) {
+	total, err := func() (int64, error) {
+		host, portStr, err := net.SplitHostPort(srv.POP3Addr)
+		if err != nil {
+			return 0, err
+		}
+		port, err := strconv.Atoi(portStr)
+		if err != nil {
+			return 0, err
+		}
+		d := &ctxDialer{ctx: ctx}
+		c, err := gopop3.New(gopop3.Opt{Host: host, Port: port, Dialer: d}).NewConn()
+		if d.conn != nil {
+			defer d.stop()
+		}
+		if err != nil {
+			if d.conn != nil {
+				d.conn.Close()
+			}
+			return 0, fmt.Errorf("connect: %w", err)
+		}
+		quit := true
+		defer func() {
+			if quit {
+				c.Quit()
+			}
+		}()
+		if err := c.User(srv.User); err != nil {
+			return 0, fmt.Errorf("USER: %w", err)
+		}
+		if err := c.Pass(srv.Password); err != nil {
+			return 0, fmt.Errorf("PASS: %w", err)
+		}
+		ids, err := c.Uidl(0)
+		if err != nil {
+			return 0, fmt.Errorf("UIDL: %w", err)
+		}
+		if len(ids) != want {
+			return 0, fmt.Errorf("UIDL lists %d messages, want %d", len(ids), want)
+		}
+		var total int64
+		for _, id := range ids {
+			body, err := c.RetrRaw(id.ID)
+			if err != nil {
+				return 0, fmt.Errorf("RETR %d: %w", id.ID, err)
+			}
+			total += int64(body.Len())
+		}
+		quit = false
+		if err := c.Quit(); err != nil {
+			return 0, fmt.Errorf("QUIT: %w", err)
+		}
+		return total, nil
+	}()
+	if err != nil {
+		return 0, fmt.Errorf("floor_pop3_retr: %w", err)
+	}
+	return total, nil
 }

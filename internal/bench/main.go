@@ -1,14 +1,18 @@
 // Command bench measures mailfs against the floors that bound it: what a
-// minimal IMAP client needs to list and to read the same mailbox, and what
-// ls and grep cost on a local copy of it.
+// minimal IMAP or POP3 client needs to list and to read the same mailbox,
+// and what ls and grep cost on a local copy of it.
 //
 //	go run ./internal/bench [-n 10000] [-reps 5] [-quick] [-v]
 //
-// It starts a private Dovecot (root, dovecot-imapd and fuse3 needed),
-// loads mailgen.Generate(1, n) into its INBOX, builds cmd/mailfs into a
-// temporary directory and mounts it as a subprocess, a fresh one for each
-// cold measurement. Every measurement is repeated -reps times and reported
-// as median, min and max. ls and grep run with LC_ALL=C.
+// It starts a private Dovecot (root, dovecot-imapd, dovecot-pop3d and fuse3
+// needed), loads mailgen.Generate(1, n) into its INBOX, builds cmd/mailfs
+// into a temporary directory and runs it as a subprocess: a fresh mount for
+// each cold measurement, `mailfs sync` of the POP3 and of the IMAP account
+// into an empty cache, and an --offline mount of the synced IMAP cache.
+// Every mailfs process gets an XDG_CACHE_HOME of its own below the
+// temporary directory, empty unless it is to read a synced cache. Every
+// measurement is repeated -reps times and reported as median, min and max.
+// ls and grep run with LC_ALL=C.
 package main
 
 import (
@@ -38,7 +42,8 @@ import (
 
 const (
 	seed        = 1
-	accountName = "bench"
+	accountName = "bench"    // the IMAP account
+	popAccount  = "popbench" // the same mailbox over POP3
 	passwordEnv = "MAILFS_BENCH_PASSWORD"
 )
 
@@ -105,14 +110,17 @@ type bench struct {
 	local  string // local copy of the mailbox, <uid>.eml
 	srv    *dovecottest.Server
 	mounts int
+	caches int // cache directories made so far
 
-	bytes int64            // total size of the messages as served
-	sizes map[uint32]int64 // served size by UID
-	token string           // in exactly one message
-	match string           // its file name, "<uid>.eml"
+	bytes    int64            // total size of the messages as served
+	sizes    map[uint32]int64 // served size by UID
+	popBytes int64            // total size of the RETR payloads over POP3
+	token    string           // in exactly one message
+	match    string           // its file name, "<uid>.eml"
 
 	samples     map[string][]time.Duration
 	volumes     map[string][]int64 // bytes mailfs read, by measurement
+	synced      map[string][]int   // messages each mailfs sync fetched, by account
 	loadAtStart string             // /proc/loadavg when the measurements started
 }
 
@@ -121,7 +129,8 @@ type report struct {
 	rows      []row
 	ratios    []ratio
 	bug       bool
-	grepMatch string // the file every grep found
+	grepMatch string           // the file every grep found
+	synced    map[string][]int // messages each mailfs sync fetched, by account
 	text      string
 	tmp       string // removed by the time run returns
 }
@@ -144,11 +153,16 @@ var rowNames = []struct{ name, what string }{
 	{"mailfs_mount_ls_cold", "start mailfs mount, wait for mountinfo, ls -l MNT/INBOX"},
 	{"mailfs_ls_warm", "second ls -l on the same mount"},
 	{"floor_bulk_body", "IMAP client: login, EXAMINE, UID FETCH 1:* (BODY.PEEK[])"},
-	{"floor_grep_local", "grep -rl TOKEN on the local copy"},
+	{"floor_grep_local", "grep -rl TOKEN on the local copy (page-cache warm: see storage)"},
 	{"mailfs_grep_cold", "grep -rl TOKEN MNT/INBOX on a fresh mount (grep only)"},
 	{"mailfs_mount_grep_cold", "start mailfs mount, wait for mountinfo, grep -rl"},
 	{"mailfs_grep_warm", "second grep -rl on the same mount"},
-	{"mailfs_mount", "(info) start mailfs until MNT is in mountinfo"},
+	{"mailfs_grep_offline", "grep -rl TOKEN MNT/INBOX on a fresh mailfs mount --offline of a fully synced cache (grep only)"},
+	{"floor_pop3_retr", "POP3 client (go-pop3): connect, USER/PASS, UIDL, RETR every message in order, QUIT"},
+	{"mailfs_sync_pop3", "mailfs sync of the POP3 account into an empty cache (the whole process)"},
+	{"mailfs_sync_imap", "(info) mailfs sync of the IMAP account into an empty cache, before mailfs_grep_offline"},
+	{"mailfs_mount_offline", "(info) start mailfs mount --offline until MNT is in mountinfo"},
+	{"mailfs_mount", "(info) start mailfs (online) until MNT is in mountinfo"},
 	{"mailfs_umount", "(info) mailfs umount until the mount process exited"},
 }
 
@@ -156,7 +170,7 @@ var rowNames = []struct{ name, what string }{
 // goes to progress. Everything it started or created is gone when it
 // returns, also after an error or a cancelled ctx.
 func run(ctx context.Context, o options, out, progress io.Writer) (rep *report, err error) {
-	b := &bench{o: o, progress: progress, samples: map[string][]time.Duration{}, volumes: map[string][]int64{}}
+	b := &bench{o: o, progress: progress, samples: map[string][]time.Duration{}, volumes: map[string][]int64{}, synced: map[string][]int{}}
 	root := testenv.ModuleRoot()
 	if root == "" {
 		return nil, errors.New("run from inside the mailfs module")
@@ -195,7 +209,7 @@ func run(ctx context.Context, o options, out, progress io.Writer) (rep *report, 
 	}
 
 	b.logf("starting Dovecot")
-	b.srv, err = dovecottest.StartProcess(filepath.Join(b.tmp, "dovecot"), dovecottest.Options{})
+	b.srv, err = dovecottest.StartProcess(filepath.Join(b.tmp, "dovecot"), dovecottest.Options{POP3: true})
 	if err != nil {
 		return nil, err
 	}
@@ -251,20 +265,43 @@ func (b *bench) recordRead(name string, n int64) {
 	}
 }
 
+// writeConfig writes the IMAP account and the POP3 account, both on the
+// same Dovecot user.
 func (b *bench) writeConfig() error {
-	_, port, err := net.SplitHostPort(b.srv.IMAPAddr)
-	if err != nil {
-		return err
-	}
-	cfg := fmt.Sprintf(`[accounts.%s]
-protocol = "imap"
+	var cfg strings.Builder
+	for _, a := range []struct{ name, protocol, addr string }{
+		{accountName, "imap", b.srv.IMAPAddr},
+		{popAccount, "pop3", b.srv.POP3Addr},
+	} {
+		_, port, err := net.SplitHostPort(a.addr)
+		if err != nil {
+			return fmt.Errorf("%s address %q: %w", a.protocol, a.addr, err)
+		}
+		fmt.Fprintf(&cfg, `[accounts.%s]
+protocol = %q
 host = "127.0.0.1"
 port = %s
 tls = "none"
 username = %q
 password_env = %q
-`, accountName, port, b.srv.User, passwordEnv)
-	return os.WriteFile(b.cfg, []byte(cfg), 0o600)
+
+`, a.name, a.protocol, port, b.srv.User, passwordEnv)
+	}
+	return os.WriteFile(b.cfg, []byte(cfg.String()), 0o600)
+}
+
+// env is the environment of a mailfs subprocess: the password, and
+// cacheHome as XDG_CACHE_HOME, so that no run touches the user's cache.
+func (b *bench) env(cacheHome string) []string {
+	return append(os.Environ(), passwordEnv+"="+b.srv.Password, "XDG_CACHE_HOME="+cacheHome)
+}
+
+// newCacheHome makes an empty directory for a mailfs process to use as
+// XDG_CACHE_HOME. The caller removes it.
+func (b *bench) newCacheHome() (string, error) {
+	b.caches++
+	dir := filepath.Join(b.tmp, fmt.Sprintf("cache-%d", b.caches))
+	return dir, os.Mkdir(dir, 0o700)
 }
 
 // load fills Dovecot's INBOX, warms its index and writes the local copy
@@ -318,6 +355,13 @@ func (b *bench) load(ctx context.Context) error {
 	}
 	fmt.Fprintf(b.progress, "bench: %d messages, %d bytes as served by Dovecot (%s; generated: %d bytes)\n",
 		b.o.n, b.bytes, fmtBytes(b.bytes), genBytes)
+
+	// Dovecot's POP3 computes every message's size at login and caches
+	// it: not timed either. This also gives the payload of all RETRs.
+	b.logf("warming Dovecot's POP3 sizes")
+	if b.popBytes, err = floorPOP3(ctx, b.srv, b.o.n); err != nil {
+		return fmt.Errorf("warm-up: %w", err)
+	}
 	return nil
 }
 
@@ -338,7 +382,16 @@ func (b *bench) repetition(ctx context.Context) error {
 	if err := b.timed("floor_grep_local", func() error { return b.grep(ctx, b.local) }); err != nil {
 		return err
 	}
-	return b.mountGrep(ctx)
+	if err := b.mountGrep(ctx); err != nil {
+		return err
+	}
+	if err := b.offlineGrep(ctx); err != nil {
+		return err
+	}
+	if err := b.timed("floor_pop3_retr", func() error { return b.popFloor(ctx) }); err != nil {
+		return err
+	}
+	return b.syncPOP3(ctx)
 }
 
 func (b *bench) timed(name string, f func() error) error {
@@ -353,7 +406,12 @@ func (b *bench) timed(name string, f func() error) error {
 // mountLs measures a fresh mount with a cold ls -l, then a warm one, and
 // checks the listing against what Dovecot serves.
 func (b *bench) mountLs(ctx context.Context) (err error) {
-	m, err := b.mount(ctx)
+	cacheHome, err := b.newCacheHome()
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, os.RemoveAll(cacheHome)) }()
+	m, err := b.mount(ctx, cacheHome, false)
 	if err != nil {
 		return err
 	}
@@ -373,10 +431,15 @@ func (b *bench) mountLs(ctx context.Context) (err error) {
 	return b.checkListing(inbox)
 }
 
-// mountGrep measures grep -r on a fresh mount, then again on the same
-// mount.
+// mountGrep measures grep -r on a fresh mount with an empty cache, then
+// again on the same mount.
 func (b *bench) mountGrep(ctx context.Context) (err error) {
-	m, err := b.mount(ctx)
+	cacheHome, err := b.newCacheHome()
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, os.RemoveAll(cacheHome)) }()
+	m, err := b.mount(ctx, cacheHome, false)
 	if err != nil {
 		return err
 	}
@@ -467,7 +530,7 @@ func (b *bench) grep(ctx context.Context, dir string) error {
 
 // report computes the table and the ratios and renders them.
 func (b *bench) report(root string) *report {
-	rep := &report{grepMatch: b.match}
+	rep := &report{grepMatch: b.match, synced: b.synced}
 	med := map[string]time.Duration{}
 	for _, rn := range rowNames {
 		s := slices.Clone(b.samples[rn.name])
@@ -496,6 +559,9 @@ func (b *bench) report(root string) *report {
 		{"ls -l warm / floor_ls_local", div(med["mailfs_ls_warm"], med["floor_ls_local"])},
 		{"grep -r cold / (floor_bulk_body + floor_grep_local)", div(med["mailfs_grep_cold"], med["floor_bulk_body"], med["floor_grep_local"])},
 		{"grep -r warm / floor_grep_local", div(med["mailfs_grep_warm"], med["floor_grep_local"])},
+		{"grep -r offline / floor_grep_local", div(med["mailfs_grep_offline"], med["floor_grep_local"])},
+		{"mailfs_sync_pop3 / floor_pop3_retr", div(med["mailfs_sync_pop3"], med["floor_pop3_retr"])},
+		{"(info) mailfs_sync_imap / floor_bulk_body", div(med["mailfs_sync_imap"], med["floor_bulk_body"])},
 	}
 	rep.bug = rep.ratios[0].value > 2
 
@@ -510,7 +576,9 @@ func (b *bench) report(root string) *report {
 	p("mailfs:   %s", gitDescribe(root))
 	p("tools:    %s; %s; run with LC_ALL=C", toolVersion("ls"), toolVersion("grep"))
 	p("data:     %d messages, %d bytes (%s) as served by Dovecot, in INBOX", b.o.n, b.bytes, fmtBytes(b.bytes))
+	p("pop3:     the same INBOX; RETR payloads %d bytes (%s), every message fetched by every mailfs sync", b.popBytes, fmtBytes(b.popBytes))
 	p("grep:     TOKEN=%s, found in INBOX/%s only, by every grep", b.token, b.match)
+	p("storage:  %s", storage(b.tmp))
 	p("")
 	p("%-24s %12s %12s %12s  %s", "name", "median", "min", "max", "samples")
 	for _, r := range rep.rows {
@@ -527,6 +595,22 @@ func (b *bench) report(root string) *report {
 			slices.Sort(v)
 			m := v[len(v)/2]
 			p("  %-24s %12s  %5.2f x the mailbox", name, fmtBytes(m), float64(m)/float64(cmp.Or(b.bytes, 1)))
+		}
+	}
+	p("")
+	p("download rates (bytes / median time):")
+	for _, r := range []struct {
+		name  string
+		bytes int64
+	}{
+		{"floor_bulk_body", b.bytes},
+		{"mailfs_sync_imap", b.bytes},
+		{"floor_pop3_retr", b.popBytes},
+		{"mailfs_sync_pop3", b.popBytes},
+	} {
+		if d, ok := med[r.name]; ok && d > 0 {
+			p("  %-24s %12s  %8.1f MiB/s  %8.0f messages/s", r.name, fmtDur(d),
+				float64(r.bytes)/(1<<20)/d.Seconds(), float64(b.o.n)/d.Seconds())
 		}
 	}
 	p("")
@@ -634,4 +718,23 @@ func toolVersion(tool string) string {
 	}
 	line, _, _ := strings.Cut(string(out), "\n")
 	return line
+}
+
+// storage tells where the temporary files are and what that means for the
+// grep rows. The benchmark drops no caches: on tmpfs, where
+// dovecottest.TempParent puts them when it can, drop_caches could not
+// evict them anyway.
+func storage(dir string) string {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return "unknown (" + err.Error() + ")"
+	}
+	if st.Type == 0x01021994 {
+		return "temporary files on tmpfs: Dovecot's Maildir, the local copy and every mailfs cache are in memory, " +
+			"so floor_grep_local and mailfs_grep_offline both read from RAM (no caches dropped: tmpfs cannot be)"
+	}
+	names := map[int64]string{0xEF53: "ext4", 0x58465342: "xfs", 0x9123683E: "btrfs", 0x794C7630: "overlayfs"}
+	name := cmp.Or(names[int64(st.Type)], fmt.Sprintf("file system type %#x", st.Type))
+	return "temporary files on " + name + ", no caches dropped: the local copy is page-cache warm, " +
+		"and so is most of a mailfs cache just written by mailfs sync"
 }

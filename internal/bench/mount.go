@@ -30,9 +30,10 @@ type mountProc struct {
 	waitErr error         // valid once done is closed
 }
 
-// mount starts `mailfs mount --config CFG bench MNT` and waits until MNT
-// appears in /proc/self/mountinfo, polling every 2 ms.
-func (b *bench) mount(ctx context.Context) (*mountProc, error) {
+// mount starts `mailfs mount --config CFG bench MNT` (with --offline if
+// offline) with XDG_CACHE_HOME=cacheHome and waits until MNT appears in
+// /proc/self/mountinfo, polling every 2 ms.
+func (b *bench) mount(ctx context.Context, cacheHome string, offline bool) (*mountProc, error) {
 	b.mounts++
 	m := &mountProc{
 		dir:     b.mnt,
@@ -44,8 +45,12 @@ func (b *bench) mount(ctx context.Context) (*mountProc, error) {
 		return nil, err
 	}
 	defer logf.Close()
-	m.cmd = exec.Command(b.mailfs, "mount", "--config", b.cfg, accountName, b.mnt)
-	m.cmd.Env = append(os.Environ(), passwordEnv+"="+b.srv.Password)
+	args := []string{"mount", "--config", b.cfg}
+	if offline {
+		args = append(args, "--offline")
+	}
+	m.cmd = exec.Command(b.mailfs, append(args, accountName, b.mnt)...)
+	m.cmd.Env = b.env(cacheHome)
 	m.cmd.Stdout = logf
 	m.cmd.Stderr = logf
 	// Its own process group keeps a Ctrl-C in the terminal away from it:

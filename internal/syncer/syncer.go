@@ -221,8 +221,8 @@ func deleteBatch(ctx context.Context, acct Cache, batch []remote.Ref, opts Optio
 	if len(cached) == 0 {
 		return 0, nil
 	}
-	if err := opts.DeleteFromServer(ctx, cached); err != nil {
-		return 0, err
+	if err := opts.DeleteFromServer(ctx, cached); err != nil && !errors.Is(err, remote.ErrNotFound) {
+		return 0, err // (not found: deleted by an earlier run already)
 	}
 	opts.Logger.Debug("deleted from the server after download", "messages", len(cached))
 	return len(cached), nil

@@ -470,15 +470,21 @@ func (a *Account) Delete(ctx context.Context, refs []remote.Ref) error {
 		return nil
 	}
 	quitSent, quitRefused := false, false
+	var gone []string
 	err := a.do(ctx, "delete", useDelete, func(s *session, reused bool) error {
 		if _, err := s.loadKeys(); err != nil {
 			return err
 		}
+		gone = gone[:0]
 		seen := map[int]bool{}
 		for _, r := range refs {
 			n, ok := s.keys[r.Key]
-			if !ok || checkFolder(r.Folder) != nil || seen[n] {
-				continue // gone already, or never a POP3 message
+			if !ok || checkFolder(r.Folder) != nil {
+				gone = append(gone, r.Key) // gone already, or never a POP3 message
+				continue
+			}
+			if seen[n] {
+				continue
 			}
 			seen[n] = true
 			err := s.libError("DELE", s.pc.Dele(n))
@@ -499,6 +505,8 @@ func (a *Account) Delete(ctx context.Context, refs []remote.Ref) error {
 		return err
 	})
 	switch {
+	case err == nil && len(gone) > 0:
+		return fmt.Errorf("pop3: delete: the server no longer has %q: %w (the others are deleted)", gone, remote.ErrNotFound)
 	case err == nil:
 		return nil
 	case quitRefused:
