@@ -23,6 +23,12 @@ func toErrno(log *slog.Logger, op string, err error) syscall.Errno {
 		return syscall.ENOENT
 	case errors.Is(err, remote.ErrReadOnly):
 		return syscall.EROFS
+	case errors.Is(err, remote.ErrNotEmpty):
+		return syscall.ENOTEMPTY
+	case errors.Is(err, remote.ErrExists):
+		return syscall.EEXIST
+	case errors.Is(err, remote.ErrUnsupported):
+		return syscall.ENOTSUP
 	case errors.Is(err, os.ErrPermission):
 		return syscall.EACCES
 	case errors.Is(err, context.Canceled):

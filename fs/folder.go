@@ -2,6 +2,8 @@ package fs
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -20,11 +22,13 @@ type folderState struct {
 	mu          sync.Mutex // protects the fields below
 	listedAt    time.Time
 	validity    uint32
-	order       []*msgState          // display order (ascending UID)
-	byKey       map[string]*msgState // current messages by key
-	refreshing  chan struct{}        // closed when the running List ends
-	lastOpen    int                  // index in order of the last message opened, for read-ahead
-	prefetching int                  // read-ahead batches in flight
+	order       []*msgState           // display order (ascending UID)
+	byKey       map[string]*msgState  // current messages by key
+	refreshing  chan struct{}         // closed when the running List ends
+	stale       bool                  // a change made here: list again at the next look
+	drafts      map[string]*draftNode // files being written, appended when closed
+	lastOpen    int                   // index in order of the last message opened, for read-ahead
+	prefetching int                   // read-ahead batches in flight
 }
 
 // noteOpen records that ms is being opened and reports whether reading
@@ -45,7 +49,7 @@ func (s *folderState) listing(ctx context.Context, maxAge time.Duration) ([]*msg
 	for {
 		s.mu.Lock()
 		have := !s.listedAt.IsZero()
-		if have && (time.Since(s.listedAt) < maxAge || s.refreshing != nil) {
+		if have && ((!s.stale && time.Since(s.listedAt) < maxAge) || s.refreshing != nil) {
 			order := s.order
 			s.mu.Unlock()
 			return order, nil
@@ -102,6 +106,9 @@ func (s *folderState) apply(lst *remote.Listing) (removed []*msgState) {
 	next := make(map[string]*msgState, len(lst.Messages))
 	order := make([]*msgState, 0, len(lst.Messages))
 	for _, m := range lst.Messages {
+		if hasFlag(m.Flags, `\Deleted`) {
+			continue // deleted (by rm here or elsewhere), awaiting expunge: hidden
+		}
 		ms, ok := s.byKey[m.Key]
 		if ok {
 			ms.mu.Lock()
@@ -129,6 +136,7 @@ func (s *folderState) apply(lst *remote.Listing) (removed []*msgState) {
 	s.byKey = next
 	s.order = order
 	s.listedAt = time.Now()
+	s.stale = false
 	return removed
 }
 
@@ -215,7 +223,7 @@ func (n *folderNode) dir(ctx context.Context) (*dirInfo, error) {
 }
 
 func (n *folderNode) fillDir(a *fuse.Attr) {
-	a.Mode = syscall.S_IFDIR | 0o555
+	a.Mode = syscall.S_IFDIR | n.fs.dirMode()
 	a.Nlink = 2
 	a.Uid, a.Gid = n.fs.opts.UID, n.fs.opts.GID
 	setTime(a, n.fs.start)
@@ -234,6 +242,12 @@ func (n *folderNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut
 	d, err := n.dir(ctx)
 	if err != nil {
 		return nil, toErrno(n.fs.log, "lookup", err)
+	}
+	if d.folder != "" {
+		if dr := n.fs.folder(d.folder).draft(name); dr != nil {
+			dr.fillAttr(&out.Attr)
+			return dr.EmbeddedInode(), 0
+		}
 	}
 	if key, ok := messageKey(name); ok {
 		if d.folder == "" {
@@ -297,6 +311,9 @@ func (n *folderNode) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Err
 	for _, ms := range msgs {
 		entries = append(entries, fuse.DirEntry{Name: ms.name, Mode: syscall.S_IFREG, Ino: ms.ino})
 	}
+	if d.folder != "" {
+		entries = append(entries, n.fs.folder(d.folder).draftEntries()...)
+	}
 	return fusefs.NewListDirStream(entries), 0
 }
 
@@ -313,49 +330,90 @@ func (n *folderNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscal
 	return 0, 0
 }
 
-// The changes below are not supported yet: each says EROFS, so that no
-// command "succeeds" locally with nothing sent to the server.
+// The changes that make no sense on mail say so, rather than letting the
+// kernel pretend they succeeded.
 
 func (n *folderNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	return syscall.EROFS
+	if xattrNotSupported(attr) {
+		return syscall.ENOTSUP
+	}
+	return n.fs.refuse(syscall.EPERM)
 }
 
 func (n *folderNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
-	return syscall.EROFS
+	if xattrNotSupported(attr) {
+		return syscall.ENOTSUP
+	}
+	return n.fs.refuse(syscall.EPERM)
 }
 
+// Setattr accepts what cp -a and touch ask of a directory (times, mode),
+// changing nothing: a folder has no such attributes.
 func (n *folderNode) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	return syscall.EROFS
-}
-
-func (n *folderNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	return nil, syscall.EROFS
-}
-
-func (n *folderNode) Rmdir(ctx context.Context, name string) syscall.Errno {
-	return syscall.EROFS
-}
-
-func (n *folderNode) Unlink(ctx context.Context, name string) syscall.Errno {
-	return syscall.EROFS
-}
-
-func (n *folderNode) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
-	return syscall.EROFS
-}
-
-func (n *folderNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
-	return nil, nil, 0, syscall.EROFS
+	if n.fs.opts.ReadOnly {
+		return syscall.EROFS
+	}
+	if _, ok := in.GetSize(); ok {
+		return syscall.EISDIR
+	}
+	n.fillDir(&out.Attr)
+	return 0
 }
 
 func (n *folderNode) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	return nil, syscall.EROFS
+	return nil, n.fs.refuse(syscall.EPERM)
 }
 
 func (n *folderNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	return nil, syscall.EROFS
+	return nil, n.fs.refuse(syscall.EPERM)
 }
 
 func (n *folderNode) Link(ctx context.Context, target fusefs.InodeEmbedder, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	return nil, syscall.EROFS
+	return nil, n.fs.refuse(syscall.EPERM)
+}
+
+func hasFlag(flags []string, flag string) bool {
+	for _, f := range flags {
+		if strings.EqualFold(f, flag) {
+			return true
+		}
+	}
+	return false
+}
+
+// invalidate makes the next look at the folder fetch its listing again.
+func (s *folderState) invalidate() {
+	s.mu.Lock()
+	s.stale = true
+	s.mu.Unlock()
+}
+
+// remove takes a deleted or moved message out of the listing at once.
+func (s *folderState) remove(ms *msgState) {
+	s.mu.Lock()
+	if s.byKey[ms.ref.Key] == ms {
+		delete(s.byKey, ms.ref.Key)
+		order := make([]*msgState, 0, len(s.order))
+		for _, m := range s.order {
+			if m != ms {
+				m.index = len(order)
+				order = append(order, m)
+			}
+		}
+		s.order = order
+	}
+	s.mu.Unlock()
+	ms.markGone()
+}
+
+// draftEntries lists the files being written, by name.
+func (s *folderState) draftEntries() []fuse.DirEntry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []fuse.DirEntry
+	for name, dr := range s.drafts {
+		out = append(out, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG, Ino: dr.StableAttr().Ino})
+	}
+	slices.SortFunc(out, func(a, b fuse.DirEntry) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
@@ -35,6 +36,8 @@ type Options struct {
 	ChunkSize int64
 	// MemoryCache bounds the bodies and chunks kept in memory (default 128 MiB).
 	MemoryCache int64
+	// ReadOnly refuses every change with EROFS, sending nothing.
+	ReadOnly bool
 }
 
 func (o *Options) setDefaults() {
@@ -91,7 +94,17 @@ type FS struct {
 type dirInfo struct {
 	path     string   // escaped path from the root, "/"-joined
 	folder   string   // server folder name, "" when not selectable
+	server   string   // the server's name for this directory, selectable or not ("" for the root)
+	delim    string   // the server's hierarchy delimiter
 	children []string // escaped names of child directories, sorted
+}
+
+// childName is the server's name for a folder named seg inside d.
+func (d *dirInfo) childName(seg string) string {
+	if d.server == "" {
+		return seg
+	}
+	return d.server + d.delim + seg
 }
 
 // New makes the filesystem for acct. Call Close when unmounted.
@@ -192,6 +205,9 @@ func buildTree(folders []remote.Folder) map[string]*dirInfo {
 	dirs := map[string]*dirInfo{"": {path: ""}}
 	for _, fo := range folders {
 		parent := dirs[""]
+		if parent.delim == "" {
+			parent.delim = fo.Delim
+		}
 		for i, seg := range fo.Path {
 			p := escapeSegment(seg)
 			if parent.path != "" {
@@ -199,7 +215,7 @@ func buildTree(folders []remote.Folder) map[string]*dirInfo {
 			}
 			d, ok := dirs[p]
 			if !ok {
-				d = &dirInfo{path: p}
+				d = &dirInfo{path: p, server: strings.Join(fo.Path[:i+1], fo.Delim), delim: fo.Delim}
 				dirs[p] = d
 				parent.children = append(parent.children, p[strings.LastIndexByte(p, '/')+1:])
 			}
@@ -269,4 +285,28 @@ func setTime(a *fuse.Attr, t time.Time) {
 // ENOSYS would switch off user.mail.* too).
 func xattrNotSupported(attr string) bool {
 	return !strings.HasPrefix(attr, "user.")
+}
+
+// dirMode is the permission of every directory.
+func (f *FS) dirMode() uint32 {
+	if f.opts.ReadOnly {
+		return 0o555
+	}
+	return 0o755
+}
+
+// refuse is the answer to a change mailfs cannot make: errno, or EROFS on a
+// read-only mount.
+func (f *FS) refuse(errno syscall.Errno) syscall.Errno {
+	if f.opts.ReadOnly {
+		return syscall.EROFS
+	}
+	return errno
+}
+
+// invalidateTree makes the next look at the tree fetch the folder list.
+func (f *FS) invalidateTree() {
+	f.mu.Lock()
+	f.listedAt = time.Time{}
+	f.mu.Unlock()
 }

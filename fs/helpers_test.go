@@ -26,6 +26,7 @@ type counting struct {
 
 	lists, headers, bodies, ranges, bulks atomic.Int64
 	bulkMsgs, rangeBytes                  atomic.Int64
+	changes                               atomic.Int64 // calls that change mail
 
 	mu      sync.Mutex
 	sizeFix map[string]int64 // key → size to announce instead
@@ -84,6 +85,72 @@ func (c *counting) Bodies(ctx context.Context, refs []remote.Ref, fn func(remote
 }
 
 func (c *counting) Close() error { return c.inner.Close() }
+
+// The abilities to change mail, passed on (and counted) when the inner
+// account has them.
+
+func (c *counting) Delete(ctx context.Context, refs []remote.Ref) error {
+	c.changes.Add(1)
+	d, ok := c.inner.(remote.Deleter)
+	if !ok {
+		return remote.ErrUnsupported
+	}
+	return d.Delete(ctx, refs)
+}
+
+func (c *counting) Move(ctx context.Context, refs []remote.Ref, dest string) error {
+	c.changes.Add(1)
+	m, ok := c.inner.(remote.Mover)
+	if !ok {
+		return remote.ErrUnsupported
+	}
+	return m.Move(ctx, refs, dest)
+}
+
+func (c *counting) Append(ctx context.Context, folder string, body []byte, date time.Time, flags []string) (uint32, uint32, error) {
+	c.changes.Add(1)
+	a, ok := c.inner.(remote.Appender)
+	if !ok {
+		return 0, 0, remote.ErrUnsupported
+	}
+	return a.Append(ctx, folder, body, date, flags)
+}
+
+func (c *counting) SetFlags(ctx context.Context, ref remote.Ref, flags []string) error {
+	c.changes.Add(1)
+	fs, ok := c.inner.(remote.FlagSetter)
+	if !ok {
+		return remote.ErrUnsupported
+	}
+	return fs.SetFlags(ctx, ref, flags)
+}
+
+func (c *counting) CreateFolder(ctx context.Context, name string) error {
+	c.changes.Add(1)
+	fe, ok := c.inner.(remote.FolderEditor)
+	if !ok {
+		return remote.ErrUnsupported
+	}
+	return fe.CreateFolder(ctx, name)
+}
+
+func (c *counting) DeleteFolder(ctx context.Context, name string) error {
+	c.changes.Add(1)
+	fe, ok := c.inner.(remote.FolderEditor)
+	if !ok {
+		return remote.ErrUnsupported
+	}
+	return fe.DeleteFolder(ctx, name)
+}
+
+func (c *counting) RenameFolder(ctx context.Context, oldName, newName string) error {
+	c.changes.Add(1)
+	fe, ok := c.inner.(remote.FolderEditor)
+	if !ok {
+		return remote.ErrUnsupported
+	}
+	return fe.RenameFolder(ctx, oldName, newName)
+}
 
 func (c *counting) fetches() int64 {
 	return c.headers.Load() + c.bodies.Load() + c.ranges.Load() + c.bulks.Load()

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -146,7 +147,7 @@ func (n *messageNode) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fu
 
 // Setattr implements fusefs.NodeSetattrer: messages are immutable.
 func (n *messageNode) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	return syscall.EROFS
+	return n.ms.folder.fs.refuse(syscall.EPERM)
 }
 
 // Open implements fusefs.NodeOpener. It makes sure the size is true before
@@ -155,7 +156,7 @@ func (n *messageNode) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fus
 // may keep its pages: a message never changes under one UIDVALIDITY.
 func (n *messageNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
 	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 {
-		return nil, 0, syscall.EROFS
+		return nil, 0, n.ms.folder.fs.refuse(syscall.EPERM) // messages are immutable
 	}
 	ms := n.ms
 	f := ms.folder.fs
@@ -317,18 +318,64 @@ func copyXattr(dest []byte, v string) (uint32, syscall.Errno) {
 	return uint32(copy(dest, v)), 0
 }
 
+// Setxattr implements fusefs.NodeSetxattrer: user.mail.flags sets the
+// message's flags (UID STORE FLAGS); the other attributes are the
+// message's own and cannot change.
 func (n *messageNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
 	if xattrNotSupported(attr) {
 		return syscall.ENOTSUP
 	}
-	return syscall.EROFS
+	f := n.ms.folder.fs
+	if attr != xattrPrefix+"flags" || n.ms.ref.UID == 0 {
+		return f.refuse(syscall.EPERM)
+	}
+	return n.setFlags(ctx, strings.Fields(string(data)))
 }
 
+// Removexattr implements fusefs.NodeRemovexattrer: removing
+// user.mail.flags clears the flags.
 func (n *messageNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
 	if xattrNotSupported(attr) {
 		return syscall.ENOTSUP
 	}
-	return syscall.EROFS
+	f := n.ms.folder.fs
+	if attr != xattrPrefix+"flags" || n.ms.ref.UID == 0 {
+		return f.refuse(syscall.EPERM)
+	}
+	return n.setFlags(ctx, nil)
+}
+
+func (n *messageNode) setFlags(ctx context.Context, flags []string) syscall.Errno {
+	ms := n.ms
+	f := ms.folder.fs
+	if f.opts.ReadOnly {
+		return syscall.EROFS
+	}
+	fs, ok := f.acct.(remote.FlagSetter)
+	if !ok {
+		return syscall.EPERM
+	}
+	for _, fl := range flags {
+		if strings.EqualFold(fl, `\Recent`) {
+			return syscall.EINVAL // only the server sets \Recent
+		}
+	}
+	if err := fs.SetFlags(ctx, ms.ref, flags); err != nil {
+		errno := toErrno(f.log, "set flags of "+ms.ref.Folder+"/"+ms.name, err)
+		if errno == syscall.ENOENT {
+			ms.folder.remove(ms)
+		}
+		return errno
+	}
+	flags = slices.Clone(flags)
+	remote.SortFlags(flags)
+	ms.mu.Lock()
+	ms.info.Flags = flags
+	ms.mu.Unlock()
+	if hasFlag(flags, `\Deleted`) {
+		ms.folder.remove(ms) // hidden, as every message flagged \Deleted
+	}
+	return 0
 }
 
 // headerFields returns the decoded header fields of ms: from the body when

@@ -193,9 +193,12 @@ func TestXattrs(t *testing.T) {
 	}
 }
 
-func TestEveryChangeIsEROFS(t *testing.T) {
+func TestReadOnlyRefusesEveryChange(t *testing.T) {
 	_, acct := startMem(t, mailgen.Fixtures())
-	dir, _ := mount(t, acct, Options{})
+	dir, _ := mount(t, acct, Options{ReadOnly: true})
+	if st, err := os.Stat(filepath.Join(dir, "INBOX")); err != nil || st.Mode().Perm() != 0o555 {
+		t.Errorf("read-only folder mode: got %v, %v, want dr-xr-xr-x", st.Mode(), err)
+	}
 	msg := filepath.Join(dir, "INBOX", "1.eml")
 	checks := []struct {
 		name string
@@ -219,6 +222,9 @@ func TestEveryChangeIsEROFS(t *testing.T) {
 	}
 	if _, err := os.Stat(msg); err != nil {
 		t.Errorf("after the refused changes: %v", err)
+	}
+	if n := acct.changes.Load(); n != 0 {
+		t.Errorf("%d changes reached the server of a read-only mount", n)
 	}
 }
 

@@ -46,8 +46,8 @@ func TestNodeLookupAndReaddir(t *testing.T) {
 	if errno != 0 {
 		t.Fatal(errno)
 	}
-	if out.Attr.Mode != syscall.S_IFDIR|0o555 {
-		t.Errorf("INBOX mode: got %o, want %o", out.Attr.Mode, syscall.S_IFDIR|0o555)
+	if out.Attr.Mode != syscall.S_IFDIR|0o755 {
+		t.Errorf("INBOX mode: got %o, want %o", out.Attr.Mode, syscall.S_IFDIR|0o755)
 	}
 	dir := inbox.Operations().(*folderNode)
 	for _, name := range []string{"nope", "0.eml", "999.eml", "1", ".eml", "%zz", "Lists%2Fgolang"} {
@@ -69,8 +69,8 @@ func TestNodeLookupAndReaddir(t *testing.T) {
 
 	mn := msg.Operations().(*messageNode)
 	for _, flags := range []uint32{syscall.O_WRONLY, syscall.O_RDWR, syscall.O_RDONLY | syscall.O_TRUNC} {
-		if _, _, errno := mn.Open(ctx, flags); errno != syscall.EROFS {
-			t.Errorf("open flags %#x: got %v, want EROFS", flags, errno)
+		if _, _, errno := mn.Open(ctx, flags); errno != syscall.EPERM {
+			t.Errorf("open flags %#x: got %v, want EPERM (messages are immutable)", flags, errno)
 		}
 	}
 	fh, fuseFlags, errno := mn.Open(ctx, syscall.O_RDONLY)
@@ -99,8 +99,9 @@ func TestNodeLookupAndReaddir(t *testing.T) {
 	if n, errno := mn.Getxattr(ctx, "user.mail.uid", nil); errno != syscall.ERANGE || n != 1 {
 		t.Errorf("getxattr size query: got %d, %v, want 1, ERANGE", n, errno)
 	}
+	root.fs.opts.ReadOnly = true
 	if errno := dir.Unlink(ctx, "1.eml"); errno != syscall.EROFS {
-		t.Errorf("unlink: got %v, want EROFS", errno)
+		t.Errorf("unlink on a read-only mount: got %v, want EROFS", errno)
 	}
 }
 

@@ -53,7 +53,9 @@ func cmdMount(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer acct.Close()
-	opts := fs.Options{PollInterval: acct.cfg.PollInterval, Logger: log}
+	// Offline, nothing can be sent: every change is refused like on a
+	// read-only mount.
+	opts := fs.Options{PollInterval: acct.cfg.PollInterval, Logger: log, ReadOnly: o.readOnly || o.offline}
 	return serve(acct.cached, name, mountpoint, opts, stdout, stderr, log, func(ctx context.Context) {
 		if acct.cfg.Protocol == "pop3" && acct.inner != nil {
 			go downloadAll(ctx, acct, acct.cfg.DeleteAfterDownload, log)

@@ -1,0 +1,468 @@
+package fs
+
+import (
+	"bytes"
+	"context"
+	"net/mail"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"mailfs/remote"
+)
+
+// Changes through the mount. Each one is sent to the server before it is
+// answered, and takes effect in the tree only once the server said yes.
+
+var (
+	_ fusefs.NodeUnlinker = (*folderNode)(nil)
+	_ fusefs.NodeRmdirer  = (*folderNode)(nil)
+	_ fusefs.NodeMkdirer  = (*folderNode)(nil)
+	_ fusefs.NodeRenamer  = (*folderNode)(nil)
+	_ fusefs.NodeCreater  = (*folderNode)(nil)
+)
+
+// maxDraft bounds a message written through the mount.
+const maxDraft = 256 << 20
+
+// asFolderNode returns the folderNode of a directory (root or not).
+func asFolderNode(e fusefs.InodeEmbedder) *folderNode {
+	switch n := e.(type) {
+	case *folderNode:
+		return n
+	case *rootNode:
+		return &n.folderNode
+	}
+	return nil
+}
+
+// message returns the message a file name in this directory stands for.
+func (n *folderNode) message(ctx context.Context, name string) (*dirInfo, *msgState, syscall.Errno) {
+	d, err := n.dir(ctx)
+	if err != nil {
+		return nil, nil, toErrno(n.fs.log, "lookup", err)
+	}
+	key, ok := messageKey(name)
+	if !ok || d.folder == "" {
+		return d, nil, 0
+	}
+	ms, err := n.fs.folder(d.folder).lookup(ctx, key)
+	if err != nil {
+		return nil, nil, toErrno(n.fs.log, "lookup", err)
+	}
+	return d, ms, 0
+}
+
+// Unlink implements fusefs.NodeUnlinker: IMAP \Deleted (expunged as
+// configured), POP3 DELE. The file leaves the listing at once.
+func (n *folderNode) Unlink(ctx context.Context, name string) syscall.Errno {
+	f := n.fs
+	if f.opts.ReadOnly {
+		return syscall.EROFS
+	}
+	d, ms, errno := n.message(ctx, name)
+	if errno != 0 {
+		return errno
+	}
+	if ms == nil {
+		if d != nil && d.folder != "" && f.folder(d.folder).dropDraft(name) {
+			return 0 // a file being written, never appended
+		}
+		return syscall.ENOENT
+	}
+	del, ok := f.acct.(remote.Deleter)
+	if !ok {
+		return syscall.EPERM
+	}
+	if err := del.Delete(ctx, []remote.Ref{ms.ref}); err != nil {
+		errno := toErrno(f.log, "unlink "+ms.ref.Folder+"/"+name, err)
+		if errno == syscall.ENOENT {
+			ms.folder.remove(ms) // gone on the server: gone here too
+		}
+		return errno
+	}
+	ms.folder.remove(ms)
+	f.log.Info("deleted", "folder", ms.ref.Folder, "message", name)
+	return 0
+}
+
+// Rmdir implements fusefs.NodeRmdirer: DELETE of an empty folder.
+func (n *folderNode) Rmdir(ctx context.Context, name string) syscall.Errno {
+	f := n.fs
+	if f.opts.ReadOnly {
+		return syscall.EROFS
+	}
+	child, errno := n.childDir(ctx, name)
+	if errno != 0 {
+		return errno
+	}
+	if len(child.children) > 0 {
+		return syscall.ENOTEMPTY
+	}
+	if child.folder != "" {
+		msgs, err := f.folder(child.folder).listing(ctx, 0)
+		if err != nil {
+			return toErrno(f.log, "rmdir", err)
+		}
+		if len(msgs) > 0 {
+			return syscall.ENOTEMPTY
+		}
+	}
+	fe, ok := f.acct.(remote.FolderEditor)
+	if !ok {
+		return syscall.EPERM
+	}
+	if err := fe.DeleteFolder(ctx, child.server); err != nil {
+		return toErrno(f.log, "rmdir "+child.server, err)
+	}
+	f.invalidateTree()
+	f.log.Info("deleted folder", "folder", child.server)
+	return 0
+}
+
+// childDir returns the child directory name of n.
+func (n *folderNode) childDir(ctx context.Context, name string) (*dirInfo, syscall.Errno) {
+	if _, ok := unescapeSegment(name); !ok {
+		return nil, syscall.ENOENT
+	}
+	dirs, err := n.fs.tree(ctx)
+	if err != nil {
+		return nil, toErrno(n.fs.log, "lookup", err)
+	}
+	child := dirs[joinPath(n.path, name)]
+	if child == nil {
+		return nil, syscall.ENOENT
+	}
+	return child, 0
+}
+
+func joinPath(dir, name string) string {
+	if dir == "" {
+		return name
+	}
+	return dir + "/" + name
+}
+
+// Mkdir implements fusefs.NodeMkdirer: CREATE.
+func (n *folderNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	f := n.fs
+	if f.opts.ReadOnly {
+		return nil, syscall.EROFS
+	}
+	seg, ok := unescapeSegment(name)
+	if !ok {
+		return nil, syscall.EINVAL // a name mailfs would show escaped: ask for that form
+	}
+	d, err := n.dir(ctx)
+	if err != nil {
+		return nil, toErrno(f.log, "mkdir", err)
+	}
+	if d.server != "" && d.delim == "" {
+		return nil, syscall.EPERM // a flat server: no folders inside folders
+	}
+	fe, ok := f.acct.(remote.FolderEditor)
+	if !ok {
+		return nil, syscall.EPERM
+	}
+	if err := fe.CreateFolder(ctx, d.childName(seg)); err != nil {
+		return nil, toErrno(f.log, "mkdir "+d.childName(seg), err)
+	}
+	f.invalidateTree()
+	f.log.Info("created folder", "folder", d.childName(seg))
+	p := joinPath(n.path, name)
+	child := &folderNode{fs: f, path: p}
+	child.fillDir(&out.Attr)
+	return n.NewInode(ctx, child, fusefs.StableAttr{Mode: syscall.S_IFDIR, Ino: dirIno(p)}), 0
+}
+
+// Rename implements fusefs.NodeRenamer: a message into another folder is
+// UID MOVE (it is listed there under its new UID); a directory is RENAME.
+func (n *folderNode) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	f := n.fs
+	if f.opts.ReadOnly {
+		return syscall.EROFS
+	}
+	if flags&^uint32(unixRenameNoReplace) != 0 {
+		return syscall.EINVAL // RENAME_EXCHANGE, RENAME_WHITEOUT
+	}
+	np := asFolderNode(newParent)
+	if np == nil {
+		return syscall.EXDEV
+	}
+	d, ms, errno := n.message(ctx, name)
+	if errno != 0 {
+		return errno
+	}
+	if ms != nil {
+		nd, err := np.dir(ctx)
+		if err != nil {
+			return toErrno(f.log, "rename", err)
+		}
+		if nd.folder == "" || nd.folder == d.folder {
+			return syscall.EPERM // a message's name is its UID
+		}
+		mv, ok := f.acct.(remote.Mover)
+		if !ok {
+			return syscall.EPERM
+		}
+		if err := mv.Move(ctx, []remote.Ref{ms.ref}, nd.folder); err != nil {
+			errno := toErrno(f.log, "move "+ms.ref.Folder+"/"+name, err)
+			if errno == syscall.ENOENT {
+				ms.folder.remove(ms)
+			}
+			return errno
+		}
+		ms.folder.remove(ms)
+		f.folder(nd.folder).invalidate()
+		// The kernel now believes newName exists in the destination; the
+		// message is there under its new UID instead.
+		go np.NotifyEntry(newName)
+		f.log.Info("moved", "from", ms.ref.Folder, "message", name, "to", nd.folder)
+		return 0
+	}
+	child, errno := n.childDir(ctx, name)
+	if errno != 0 {
+		return errno
+	}
+	seg, ok := unescapeSegment(newName)
+	if !ok {
+		return syscall.EINVAL
+	}
+	nd, err := np.dir(ctx)
+	if err != nil {
+		return toErrno(f.log, "rename", err)
+	}
+	if strings.HasPrefix(joinPath(np.path, newName)+"/", child.path+"/") {
+		return syscall.EINVAL // into itself
+	}
+	fe, ok := f.acct.(remote.FolderEditor)
+	if !ok || child.server == "" {
+		return syscall.EPERM
+	}
+	if err := fe.RenameFolder(ctx, child.server, nd.childName(seg)); err != nil {
+		return toErrno(f.log, "rename "+child.server, err)
+	}
+	f.invalidateTree()
+	// Nodes below the old name carry its path: have the kernel look the
+	// new name up afresh.
+	go np.NotifyEntry(newName)
+	f.log.Info("renamed folder", "from", child.server, "to", nd.childName(seg))
+	return 0
+}
+
+// unixRenameNoReplace is RENAME_NOREPLACE: a folder or message never
+// replaces another anyway.
+const unixRenameNoReplace = 1
+
+// Create implements fusefs.NodeCreater: a new file in a folder is a
+// message being written; closing it APPENDs it.
+func (n *folderNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
+	f := n.fs
+	if f.opts.ReadOnly {
+		return nil, nil, 0, syscall.EROFS
+	}
+	d, err := n.dir(ctx)
+	if err != nil {
+		return nil, nil, 0, toErrno(f.log, "create", err)
+	}
+	if d.folder == "" {
+		return nil, nil, 0, syscall.EPERM // not a folder that holds messages
+	}
+	if _, ok := f.acct.(remote.Appender); !ok {
+		return nil, nil, 0, syscall.EPERM
+	}
+	s := f.folder(d.folder)
+	dr := &draftNode{folder: s, name: name, parent: n, created: time.Now()}
+	s.mu.Lock()
+	if s.drafts == nil {
+		s.drafts = map[string]*draftNode{}
+	}
+	if _, exists := s.drafts[name]; exists {
+		s.mu.Unlock()
+		return nil, nil, 0, syscall.EEXIST
+	}
+	s.drafts[name] = dr
+	s.mu.Unlock()
+	dr.fillAttr(&out.Attr)
+	child := n.NewInode(ctx, dr, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: inoOf("draft", d.folder, name, dr.created.String())})
+	return child, &draftHandle{}, fuse.FOPEN_DIRECT_IO, 0
+}
+
+// dropDraft forgets a draft being unlinked before it was appended.
+func (s *folderState) dropDraft(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	dr, ok := s.drafts[name]
+	if ok {
+		delete(s.drafts, name)
+		dr.mu.Lock()
+		dr.dropped = true
+		dr.mu.Unlock()
+	}
+	return ok
+}
+
+func (s *folderState) draft(name string) *draftNode {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.drafts[name]
+}
+
+// draftNode is a file being written into a folder: its bytes are kept
+// until it is closed, then APPENDed; it then leaves the directory, and the
+// message shows under its UID.
+type draftNode struct {
+	fusefs.Inode
+	folder  *folderState
+	parent  *folderNode
+	name    string
+	created time.Time
+
+	mu       sync.Mutex // protects the fields below
+	data     []byte
+	appended bool
+	dropped  bool
+}
+
+type draftHandle struct{}
+
+var (
+	_ fusefs.NodeGetattrer = (*draftNode)(nil)
+	_ fusefs.NodeSetattrer = (*draftNode)(nil)
+	_ fusefs.NodeOpener    = (*draftNode)(nil)
+	_ fusefs.NodeReader    = (*draftNode)(nil)
+	_ fusefs.NodeWriter    = (*draftNode)(nil)
+	_ fusefs.NodeFlusher   = (*draftNode)(nil)
+	_ fusefs.NodeReleaser  = (*draftNode)(nil)
+)
+
+func (dr *draftNode) fillAttr(a *fuse.Attr) {
+	dr.mu.Lock()
+	size := len(dr.data)
+	dr.mu.Unlock()
+	opts := &dr.folder.fs.opts
+	a.Mode = syscall.S_IFREG | 0o644
+	a.Nlink = 1
+	a.Size = uint64(size)
+	a.Blocks = (uint64(size) + 511) / 512
+	a.Uid, a.Gid = opts.UID, opts.GID
+	setTime(a, dr.created)
+}
+
+func (dr *draftNode) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	dr.fillAttr(&out.Attr)
+	return 0
+}
+
+// Setattr allows truncation (shells open with O_TRUNC) and ignores mode
+// and times (cp -p): they have no place in a message.
+func (dr *draftNode) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if size, ok := in.GetSize(); ok {
+		if size > maxDraft {
+			return syscall.EFBIG
+		}
+		dr.mu.Lock()
+		if dr.appended {
+			dr.mu.Unlock()
+			return syscall.EPERM
+		}
+		if int(size) <= len(dr.data) {
+			dr.data = dr.data[:size]
+		} else {
+			dr.data = append(dr.data, make([]byte, int(size)-len(dr.data))...)
+		}
+		dr.mu.Unlock()
+	}
+	dr.fillAttr(&out.Attr)
+	return 0
+}
+
+func (dr *draftNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+	dr.mu.Lock()
+	defer dr.mu.Unlock()
+	if dr.appended && flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0 {
+		return nil, 0, syscall.EPERM
+	}
+	return &draftHandle{}, fuse.FOPEN_DIRECT_IO, 0
+}
+
+func (dr *draftNode) Read(ctx context.Context, fh fusefs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	dr.mu.Lock()
+	defer dr.mu.Unlock()
+	if off >= int64(len(dr.data)) {
+		return fuse.ReadResultData(nil), 0
+	}
+	end := min(off+int64(len(dest)), int64(len(dr.data)))
+	return fuse.ReadResultData(bytes.Clone(dr.data[off:end])), 0
+}
+
+func (dr *draftNode) Write(ctx context.Context, fh fusefs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
+	dr.mu.Lock()
+	defer dr.mu.Unlock()
+	if dr.appended {
+		return 0, syscall.EPERM // a message, now: immutable
+	}
+	end := off + int64(len(data))
+	if end > maxDraft {
+		return 0, syscall.EFBIG
+	}
+	if end > int64(len(dr.data)) {
+		dr.data = append(dr.data, make([]byte, end-int64(len(dr.data)))...)
+	}
+	copy(dr.data[off:], data)
+	return uint32(len(data)), 0
+}
+
+// Flush implements fusefs.NodeFlusher: close(2) of a written draft
+// APPENDs it, so that an error reaches the program that wrote it.
+func (dr *draftNode) Flush(ctx context.Context, fh fusefs.FileHandle) syscall.Errno {
+	return dr.commit(ctx)
+}
+
+// Release implements fusefs.NodeReleaser: the last close; a draft never
+// flushed with data is appended here as a last resort.
+func (dr *draftNode) Release(ctx context.Context, fh fusefs.FileHandle) syscall.Errno {
+	dr.commit(context.Background())
+	return 0
+}
+
+// commit APPENDs the draft once, if it has data.
+func (dr *draftNode) commit(ctx context.Context) syscall.Errno {
+	dr.mu.Lock()
+	defer dr.mu.Unlock()
+	if dr.appended || dr.dropped || len(dr.data) == 0 {
+		return 0
+	}
+	f := dr.folder.fs
+	ap, ok := f.acct.(remote.Appender)
+	if !ok {
+		return syscall.EPERM
+	}
+	var date time.Time
+	if m, err := mail.ReadMessage(bytes.NewReader(dr.data)); err == nil {
+		if d, err := m.Header.Date(); err == nil {
+			date = d
+		}
+	}
+	uid, _, err := ap.Append(ctx, dr.folder.name, dr.data, date, nil)
+	if err != nil {
+		return toErrno(f.log, "append to "+dr.folder.name, err)
+	}
+	dr.appended = true
+	f.log.Info("appended", "folder", dr.folder.name, "file", dr.name, "uid", uid, "bytes", len(dr.data))
+	s := dr.folder
+	s.mu.Lock()
+	if s.drafts[dr.name] == dr {
+		delete(s.drafts, dr.name)
+	}
+	s.stale = true
+	s.mu.Unlock()
+	// The draft's name leaves the directory; the message shows as
+	// <uid>.eml at the next listing.
+	go dr.parent.NotifyEntry(dr.name)
+	return 0
+}
