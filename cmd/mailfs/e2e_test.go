@@ -316,7 +316,9 @@ password_env = "MAILFS_TEST_PASSWORD"
 	mnt := filepath.Join(dir, "mnt")
 	os.Mkdir(mnt, 0o755)
 
-	d := start(t, mnt, nil, []string{"MAILFS_TEST_PASSWORD=" + dc.Password}, "mount", "--config", cfg, "test", mnt)
+	// A cache of its own, never the user's.
+	env := []string{"MAILFS_TEST_PASSWORD=" + dc.Password, "XDG_CACHE_HOME=" + filepath.Join(dir, "cache")}
+	d := start(t, mnt, nil, env, "mount", "--config", cfg, "test", mnt)
 	served, err := dc.FetchAll(ctx, "Lists.golang")
 	if err != nil {
 		t.Fatal(err)
@@ -331,7 +333,7 @@ password_env = "MAILFS_TEST_PASSWORD"
 		t.Errorf("grep -r over the mount found nothing")
 	}
 	// A second mount on the busy mount point: a clear error.
-	out, code := runCLI(t, []string{"MAILFS_TEST_PASSWORD=" + dc.Password}, "mount", "--config", cfg, "test", mnt)
+	out, code := runCLI(t, env, "mount", "--config", cfg, "test", mnt)
 	if code != exitMount || !strings.Contains(out, "busy") {
 		t.Errorf("mount on a busy mount point: exit %d, %q", code, out)
 	}
@@ -354,9 +356,9 @@ password_env = "MAILFS_TEST_PASSWORD"
 	}
 	for _, c := range errCases {
 		t.Run(c.name, func(t *testing.T) {
-			env := c.env
-			if env == nil {
-				env = []string{"MAILFS_TEST_PASSWORD="}
+			env := append([]string{"XDG_CACHE_HOME=" + filepath.Join(dir, "cache")}, c.env...)
+			if c.env == nil {
+				env = append(env, "MAILFS_TEST_PASSWORD=")
 			}
 			out, code := runCLI(t, env, c.args...)
 			if code != c.code {

@@ -105,6 +105,7 @@ type bench struct {
 
 	tmp    string // everything below is removed at the end
 	mailfs string // the mailfs binary built for this run
+	built  string // the commit it was built from
 	cfg    string // mailfs configuration file
 	mnt    string // mount point
 	local  string // local copy of the mailbox, <uid>.eml
@@ -202,6 +203,7 @@ func run(ctx context.Context, o options, out, progress io.Writer) (rep *report, 
 	}
 
 	b.logf("building mailfs")
+	b.built = gitDescribe(root) // the work tree may change during the run
 	build := exec.CommandContext(ctx, "go", "build", "-o", b.mailfs, "./cmd/mailfs")
 	build.Dir = root
 	if outb, err := build.CombinedOutput(); err != nil {
@@ -236,7 +238,7 @@ func run(ctx context.Context, o options, out, progress io.Writer) (rep *report, 
 		}
 	}
 
-	rep = b.report(root)
+	rep = b.report()
 	rep.tmp = b.tmp
 	fmt.Fprint(out, rep.text)
 	return rep, nil
@@ -529,7 +531,7 @@ func (b *bench) grep(ctx context.Context, dir string) error {
 }
 
 // report computes the table and the ratios and renders them.
-func (b *bench) report(root string) *report {
+func (b *bench) report() *report {
 	rep := &report{grepMatch: b.match, synced: b.synced}
 	med := map[string]time.Duration{}
 	for _, rn := range rowNames {
@@ -573,7 +575,7 @@ func (b *bench) report(root string) *report {
 	p("machine:  nproc=%d; %s", runtime.NumCPU(), machine())
 	p("load:     %s at the start of the measurements, %s at the end (other processes disturb them)", b.loadAtStart, loadAvg())
 	p("go:       %s %s/%s", runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	p("mailfs:   %s", gitDescribe(root))
+	p("mailfs:   %s", b.built)
 	p("tools:    %s; %s; run with LC_ALL=C", toolVersion("ls"), toolVersion("grep"))
 	p("data:     %d messages, %d bytes (%s) as served by Dovecot, in INBOX", b.o.n, b.bytes, fmtBytes(b.bytes))
 	p("pop3:     the same INBOX; RETR payloads %d bytes (%s), every message fetched by every mailfs sync", b.popBytes, fmtBytes(b.popBytes))
