@@ -107,6 +107,7 @@ func dialAccount(ctx context.Context, acct *config.Account, log *slog.Logger) (r
 			Auth:        acct.Auth,
 			Connections: acct.Connections,
 			Timeout:     acct.Timeout,
+			Expunge:     acct.Expunge,
 			Logger:      log,
 		})
 	case "pop3":

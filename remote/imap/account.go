@@ -48,7 +48,20 @@ type Config struct {
 	Logger  *slog.Logger
 	// DialContext replaces the network dialer (tests).
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Expunge says when messages that Delete flagged \Deleted are
+	// removed for good: ExpungeNever (the default: they stay, flagged),
+	// ExpungeOnUnmount (Close removes them) or ExpungeImmediate (Delete
+	// does). Either of the last two needs UIDPLUS, to expunge exactly those
+	// UIDs; without it Dial logs a warning and falls back to ExpungeNever.
+	Expunge string
 }
+
+// Expunge modes (Config.Expunge).
+const (
+	ExpungeNever     = "never"
+	ExpungeOnUnmount = "on-unmount"
+	ExpungeImmediate = "immediate"
+)
 
 // Account is a remote.Account on one IMAP login.
 type Account struct {
@@ -57,11 +70,18 @@ type Account struct {
 
 	sem chan struct{} // one token per connection that may be open
 
-	mu     sync.Mutex // protects idle, closed
+	mu     sync.Mutex // protects idle, closed, busy, conn.shared, conn.drop
 	idle   []*conn
 	closed bool
+	busy   map[*conn]struct{} // connections handed out by get
 
 	delimOnce sync.Once
+
+	caps    imap.CapSet // the server's, as the first login saw them
+	expunge string      // effective Config.Expunge
+
+	pmu     sync.Mutex // protects pending
+	pending map[string]*pendingExpunge
 }
 
 var (
@@ -74,11 +94,19 @@ var (
 type conn struct {
 	c        *imapclient.Client
 	dc       *deadlineConn
-	selected string // folder open (EXAMINE) on this connection, "" if none
+	selected string // folder open on this connection, "" if none
+	rw       bool   // selected read-write (SELECT), not EXAMINE
 	validity uint32
 	exists   uint32
 	broken   bool
 	lastUsed time.Time
+	// sent is set by a change before a command that must not be sent
+	// twice (APPEND, MOVE, EXPUNGE...): a failure after it is never
+	// retried.
+	sent bool
+
+	shared string // selected, for other goroutines; under Account.mu
+	drop   bool   // close instead of pooling; under Account.mu
 }
 
 // Dial logs in once, so that a wrong password or an unreachable server is an
@@ -96,12 +124,28 @@ func Dial(ctx context.Context, cfg Config) (*Account, error) {
 	if cfg.TLS == "" {
 		cfg.TLS = TLSImplicit
 	}
-	a := &Account{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.Connections)}
+	switch cfg.Expunge {
+	case "":
+		cfg.Expunge = ExpungeNever
+	case ExpungeNever, ExpungeOnUnmount, ExpungeImmediate:
+	default:
+		return nil, fmt.Errorf("imap: unknown expunge mode %q (want %q, %q or %q)", cfg.Expunge, ExpungeNever, ExpungeOnUnmount, ExpungeImmediate)
+	}
+	a := &Account{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.Connections),
+		busy: make(map[*conn]struct{}), pending: make(map[string]*pendingExpunge)}
 	cn, err := a.get(ctx, "")
 	if err != nil {
 		return nil, err
 	}
+	a.caps = cn.c.Caps()
 	a.put(cn)
+	a.expunge = cfg.Expunge
+	if a.expunge != ExpungeNever && !a.caps.Has(imap.CapUIDPlus) {
+		a.log.Warn("imap: the server lacks UIDPLUS, so it cannot expunge exactly the messages mailfs deleted: "+
+			"deleted messages stay on the server flagged \\Deleted (expunge = never)",
+			"addr", cfg.Addr, "expunge", cfg.Expunge)
+		a.expunge = ExpungeNever
+	}
 	return a, nil
 }
 
@@ -231,6 +275,9 @@ func (a *Account) get(ctx context.Context, folder string) (*conn, error) {
 			return nil, err
 		}
 	}
+	a.mu.Lock()
+	a.busy[cn] = struct{}{}
+	a.mu.Unlock()
 	return cn, nil
 }
 
@@ -260,7 +307,8 @@ func (a *Account) alive(ctx context.Context, cn *conn) bool {
 func (a *Account) put(cn *conn) {
 	cn.lastUsed = time.Now()
 	a.mu.Lock()
-	if cn.broken || a.closed {
+	delete(a.busy, cn)
+	if cn.broken || cn.drop || a.closed {
 		a.mu.Unlock()
 		cn.c.Close()
 	} else {
@@ -270,33 +318,64 @@ func (a *Account) put(cn *conn) {
 	<-a.sem
 }
 
-// do runs fn on a pooled connection with folder selected (unless folder is
-// ""), with the deadline armed. A connection that fails below the IMAP layer
-// is discarded; a failure is retried once on a fresh connection when the
-// pooled one turned out dead before anything was done.
-func (a *Account) do(ctx context.Context, folder string, reselect bool, fn func(cn *conn) error) error {
+// selMode says how do opens the folder.
+type selMode int
+
+const (
+	// selRead: EXAMINE, unless the connection has the folder open already
+	// (read-only or read-write).
+	selRead selMode = iota
+	// selReread: open the folder again, which refreshes UIDVALIDITY and
+	// EXISTS (read-write again if it was, else EXAMINE).
+	selReread
+	// selWrite: SELECT read-write, always anew, so that the UIDVALIDITY
+	// a change is checked against is the folder's right before it. A
+	// selection kept from earlier is not enough: Dovecot does not end a
+	// session whose selected folder another client deleted and recreated,
+	// and on that stale selection UID MOVE moves the new folder's message
+	// that has the UID.
+	selWrite
+)
+
+// do runs fn on a pooled connection with folder opened as mode says (unless
+// folder is ""), with the deadline armed. A connection that fails below the
+// IMAP layer is discarded. A failure is retried once on a fresh connection
+// when the pooled one turned out dead before anything was done: at its
+// first command, or (the server said BYE: Dovecot does when a folder the
+// connection has open was deleted) while opening the folder or in a change
+// that had not yet sent anything that must not be sent twice (conn.sent).
+func (a *Account) do(ctx context.Context, folder string, mode selMode, fn func(cn *conn) error) error {
 	for attempt := 0; ; attempt++ {
 		cn, err := a.get(ctx, folder)
 		if err != nil {
 			return err
 		}
+		cn.sent = false
+		opening := false
 		end := cn.dc.begin(ctx)
 		err = func() error {
 			if folder != "" {
-				if reselect {
-					// EXAMINE again: it refreshes UIDVALIDITY and EXISTS.
-					cn.selected = ""
+				opening = true
+				switch mode {
+				case selReread:
+					if err := a.open(cn, folder, cn.selected == folder && cn.rw, true); err != nil {
+						return err
+					}
+				case selWrite:
+					if err := a.open(cn, folder, true, true); err != nil {
+						return err
+					}
+				default:
+					if err := a.open(cn, folder, false, false); err != nil {
+						return err
+					}
 				}
-				if err := a.examine(cn, folder); err != nil {
-					return err
-				}
+				opening = false
 			}
 			return fn(cn)
 		}()
 		end()
-		var imapErr *imap.Error
-		if err != nil && !errors.As(err, &imapErr) && !errors.Is(err, remote.ErrNotFound) &&
-			!errors.Is(err, remote.ErrUIDValidity) && !errors.Is(err, remote.ErrProtocol) {
+		if err != nil && !keepsConn(err) {
 			cn.broken = true
 		}
 		a.put(cn)
@@ -306,14 +385,38 @@ func (a *Account) do(ctx context.Context, folder string, reselect bool, fn func(
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		raw := err
 		if cn.broken && !errors.Is(err, remote.ErrUnavailable) {
 			err = fmt.Errorf("imap: %w: %v", remote.ErrUnavailable, err)
 		}
-		if cn.broken && attempt == 0 && isStale(err) {
+		retry := isStale(err)
+		if opening || mode == selWrite {
+			// Nothing reached the caller yet: a connection the server
+			// closed (BYE, then EOF) may be replaced.
+			retry = retry || isStale(raw) || errors.Is(raw, io.ErrUnexpectedEOF)
+		}
+		if cn.broken && attempt == 0 && !cn.sent && retry {
 			continue
 		}
 		return err
 	}
+}
+
+// keepsConn reports an error after which the connection is still in a
+// known state: the server answered NO or BAD, or the request was refused
+// before or without breaking anything.
+func keepsConn(err error) bool {
+	var imapErr *imap.Error
+	if errors.As(err, &imapErr) {
+		return true
+	}
+	for _, e := range []error{remote.ErrNotFound, remote.ErrUIDValidity, remote.ErrProtocol,
+		remote.ErrNotEmpty, remote.ErrExists, remote.ErrUnsupported, remote.ErrReadOnly} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // isStale reports an error that a connection the server had already closed
@@ -322,13 +425,23 @@ func isStale(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "connection reset")
 }
 
-// examine opens folder read-only on cn unless it is open already.
+// examine opens folder read-only on cn unless it is open already (a
+// read-write selection will do: reads use BODY.PEEK).
 func (a *Account) examine(cn *conn, folder string) error {
-	if cn.selected == folder {
+	return a.open(cn, folder, false, false)
+}
+
+// open opens folder on cn: read-write (SELECT) if rw, else read-only
+// (EXAMINE). An open folder is kept unless again is set or read-write is
+// asked of a connection that only EXAMINEd it; reads use a read-write
+// selection as it is (they fetch with BODY.PEEK).
+func (a *Account) open(cn *conn, folder string, rw, again bool) error {
+	if !again && cn.selected == folder && (cn.rw || !rw) {
 		return nil
 	}
-	cn.selected = ""
-	data, err := cn.c.Select(folder, &imap.SelectOptions{ReadOnly: true}).Wait()
+	cn.selected, cn.rw = "", false
+	a.share(cn)
+	data, err := cn.c.Select(folder, &imap.SelectOptions{ReadOnly: !rw}).Wait()
 	if err != nil {
 		var imapErr *imap.Error
 		if errors.As(err, &imapErr) && imapErr.Type == imap.StatusResponseTypeNo {
@@ -336,16 +449,24 @@ func (a *Account) examine(cn *conn, folder string) error {
 		}
 		return err
 	}
-	cn.selected = folder
+	cn.selected, cn.rw = folder, rw
 	cn.validity = data.UIDValidity
 	cn.exists = data.NumMessages
+	a.share(cn)
 	return nil
+}
+
+// share publishes cn's selection to other goroutines (see dropFolder).
+func (a *Account) share(cn *conn) {
+	a.mu.Lock()
+	cn.shared = cn.selected
+	a.mu.Unlock()
 }
 
 // Folders implements remote.Account with LIST "" "*".
 func (a *Account) Folders(ctx context.Context) ([]remote.Folder, error) {
 	var out []remote.Folder
-	err := a.do(ctx, "", false, func(cn *conn) error {
+	err := a.do(ctx, "", selRead, func(cn *conn) error {
 		list, err := cn.c.List("", "*", nil).Collect()
 		if err != nil {
 			return err
@@ -379,7 +500,7 @@ func (a *Account) Folders(ctx context.Context) ([]remote.Folder, error) {
 // UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE).
 func (a *Account) List(ctx context.Context, folder string) (*remote.Listing, error) {
 	var lst *remote.Listing
-	err := a.do(ctx, folder, true, func(cn *conn) error {
+	err := a.do(ctx, folder, selReread, func(cn *conn) error {
 		lst = &remote.Listing{UIDValidity: cn.validity}
 		if cn.exists == 0 {
 			return nil
@@ -485,7 +606,7 @@ func checkValidity(cn *conn, ref remote.Ref) error {
 // fetchSection fetches one section of one message and hands its literal to
 // consume (nil when the server sent NIL for it).
 func (a *Account) fetchSection(ctx context.Context, ref remote.Ref, section *imap.FetchItemBodySection, consume func(lit imap.LiteralReader) error) error {
-	return a.do(ctx, ref.Folder, false, func(cn *conn) error {
+	return a.do(ctx, ref.Folder, selRead, func(cn *conn) error {
 		if err := checkValidity(cn, ref); err != nil {
 			return err
 		}
@@ -650,7 +771,7 @@ func (a *Account) Bodies(ctx context.Context, refs []remote.Ref, fn func(remote.
 		byUID[r.UID] = r
 		set.AddNum(imap.UID(r.UID))
 	}
-	return a.do(ctx, folder, false, func(cn *conn) error {
+	return a.do(ctx, folder, selRead, func(cn *conn) error {
 		if err := checkValidity(cn, refs[0]); err != nil {
 			return err
 		}
@@ -690,8 +811,16 @@ func (a *Account) Bodies(ctx context.Context, refs []remote.Ref, fn func(remote.
 	})
 }
 
-// Close logs out of every idle connection.
+// Close expunges what Delete flagged (expunge = on-unmount, or what an
+// immediate expunge left behind), then logs out of every idle connection.
 func (a *Account) Close() error {
+	a.mu.Lock()
+	closed := a.closed
+	a.mu.Unlock()
+	var err error
+	if !closed {
+		err = a.expungePending()
+	}
 	a.mu.Lock()
 	a.closed = true
 	idle := a.idle
@@ -703,5 +832,5 @@ func (a *Account) Close() error {
 		end()
 		cn.c.Close()
 	}
-	return nil
+	return err
 }

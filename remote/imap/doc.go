@@ -2,10 +2,20 @@
 // imapclient.
 //
 // A small pool of connections serves the account; each connection is used by
-// one goroutine at a time and remembers which folder it has open, so that a
-// request goes to a connection already on its folder where one is idle.
-// Folders are opened read-only (EXAMINE) and bodies are fetched with
-// BODY.PEEK, so reading never sets \Seen.
+// one goroutine at a time and remembers which folder it has open, and
+// whether read-only (EXAMINE) or read-write (SELECT), so that a request goes
+// to a connection already on its folder where one is idle. Reads open
+// folders with EXAMINE (or use a read-write selection already there) and
+// fetch bodies with BODY.PEEK, so reading never sets \Seen.
+//
+// Changes (Delete, Move, Append, SetFlags and the folder editing of
+// remote.FolderEditor) name messages by UID only, never by sequence number,
+// and never send a plain EXPUNGE or CLOSE. Every change SELECTs its folder
+// anew and refuses, before sending anything, a ref whose UIDVALIDITY is not
+// the folder's (remote.ErrUIDValidity). Deleting flags \Deleted; Config.Expunge
+// says whether and when exactly the UIDs so flagged are expunged (UID
+// EXPUNGE, which needs UIDPLUS). A UID another client expunged is reported
+// with remote.ErrNotFound once the other refs are done.
 //
 // imapclient has no context support, so every connection sits on a
 // deadlineConn: while a command is in flight, a read or write that makes no
