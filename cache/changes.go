@@ -9,6 +9,7 @@ import (
 )
 
 var (
+	_ remote.OneMover     = (*Account)(nil)
 	_ remote.Mover        = (*Account)(nil)
 	_ remote.Appender     = (*Account)(nil)
 	_ remote.FlagSetter   = (*Account)(nil)
@@ -41,6 +42,18 @@ func (a *Account) Move(ctx context.Context, refs []remote.Ref, dest string) erro
 		err = derr
 	}
 	return err
+}
+
+// MoveOne implements remote.OneMover.
+func (a *Account) MoveOne(ctx context.Context, ref remote.Ref, dest string) (remote.Ref, error) {
+	if om, err := ability[remote.OneMover](a, "move"); err == nil {
+		to, err := om.MoveOne(ctx, ref, dest)
+		if derr := a.s.drop([]remote.Ref{ref}); derr != nil && err == nil {
+			err = derr
+		}
+		return to, err
+	}
+	return remote.Ref{}, a.Move(ctx, []remote.Ref{ref}, dest)
 }
 
 // Append implements remote.Appender.

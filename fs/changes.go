@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/mail"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -205,11 +206,15 @@ func (n *folderNode) Rename(ctx context.Context, name string, newParent fusefs.I
 		if nd.folder == "" || nd.folder == d.folder {
 			return syscall.EPERM // a message's name is its UID
 		}
-		mv, ok := f.acct.(remote.Mover)
-		if !ok {
+		var to remote.Ref
+		if om, ok := f.acct.(remote.OneMover); ok {
+			to, err = om.MoveOne(ctx, ms.ref, nd.folder)
+		} else if mv, ok := f.acct.(remote.Mover); ok {
+			err = mv.Move(ctx, []remote.Ref{ms.ref}, nd.folder)
+		} else {
 			return syscall.EPERM
 		}
-		if err := mv.Move(ctx, []remote.Ref{ms.ref}, nd.folder); err != nil {
+		if err != nil {
 			errno := toErrno(f.log, "move "+ms.ref.Folder+"/"+name, err)
 			if errno == syscall.ENOENT {
 				ms.folder.remove(ms)
@@ -217,10 +222,18 @@ func (n *folderNode) Rename(ctx context.Context, name string, newParent fusefs.I
 			return errno
 		}
 		ms.folder.remove(ms)
-		f.folder(nd.folder).invalidate()
-		// The kernel now believes newName exists in the destination; the
-		// message is there under its new UID instead.
-		go np.NotifyEntry(newName)
+		dst := f.folder(nd.folder)
+		if to.UID != 0 {
+			dst.addAlias(newName, ms, to)
+		}
+		dst.invalidate()
+		// The kernel's entry for newName is the old inode; newName now
+		// stands for the message under its new UID (an alias, for mv's
+		// check that the file arrived), and the old name for nothing.
+		go func() {
+			np.NotifyEntry(newName)
+			n.NotifyEntry(name)
+		}()
 		f.log.Info("moved", "from", ms.ref.Folder, "message", name, "to", nd.folder)
 		return 0
 	}
@@ -324,7 +337,8 @@ type draftNode struct {
 
 	mu       sync.Mutex // protects the fields below
 	data     []byte
-	appended bool
+	appended bool       // data is on the server as it stands
+	prev     remote.Ref // the message appended last, replaced when more is written
 	dropped  bool
 }
 
@@ -366,10 +380,7 @@ func (dr *draftNode) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse
 			return syscall.EFBIG
 		}
 		dr.mu.Lock()
-		if dr.appended {
-			dr.mu.Unlock()
-			return syscall.EPERM
-		}
+		dr.appended = false
 		if int(size) <= len(dr.data) {
 			dr.data = dr.data[:size]
 		} else {
@@ -384,9 +395,6 @@ func (dr *draftNode) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse
 func (dr *draftNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
 	dr.mu.Lock()
 	defer dr.mu.Unlock()
-	if dr.appended && flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0 {
-		return nil, 0, syscall.EPERM
-	}
 	return &draftHandle{}, fuse.FOPEN_DIRECT_IO, 0
 }
 
@@ -403,9 +411,10 @@ func (dr *draftNode) Read(ctx context.Context, fh fusefs.FileHandle, dest []byte
 func (dr *draftNode) Write(ctx context.Context, fh fusefs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
 	dr.mu.Lock()
 	defer dr.mu.Unlock()
-	if dr.appended {
-		return 0, syscall.EPERM // a message, now: immutable
-	}
+	// Written after an append (a shell's `exec 3>f; echo a >&3; echo b >&3`
+	// closes a duplicate after each command): the next flush appends the
+	// whole and deletes the earlier message.
+	dr.appended = false
 	end := off + int64(len(data))
 	if end > maxDraft {
 		return 0, syscall.EFBIG
@@ -427,6 +436,12 @@ func (dr *draftNode) Flush(ctx context.Context, fh fusefs.FileHandle) syscall.Er
 // flushed with data is appended here as a last resort.
 func (dr *draftNode) Release(ctx context.Context, fh fusefs.FileHandle) syscall.Errno {
 	dr.commit(context.Background())
+	dr.mu.Lock()
+	done := dr.appended || dr.dropped
+	dr.mu.Unlock()
+	if done {
+		dr.finish()
+	}
 	return 0
 }
 
@@ -448,21 +463,37 @@ func (dr *draftNode) commit(ctx context.Context) syscall.Errno {
 			date = d
 		}
 	}
-	uid, _, err := ap.Append(ctx, dr.folder.name, dr.data, date, nil)
+	uid, validity, err := ap.Append(ctx, dr.folder.name, dr.data, date, nil)
 	if err != nil {
 		return toErrno(f.log, "append to "+dr.folder.name, err)
 	}
 	dr.appended = true
 	f.log.Info("appended", "folder", dr.folder.name, "file", dr.name, "uid", uid, "bytes", len(dr.data))
+	if dr.prev.UID != 0 {
+		// The earlier version of this file, superseded by this one.
+		if del, ok := f.acct.(remote.Deleter); ok {
+			if err := del.Delete(ctx, []remote.Ref{dr.prev}); err != nil {
+				f.log.Warn("mailfs: earlier version of a rewritten file not deleted", "folder", dr.folder.name, "uid", dr.prev.UID, "err", err)
+			}
+		}
+	}
+	dr.prev = remote.Ref{}
+	if uid != 0 {
+		dr.prev = remote.Ref{Folder: dr.folder.name, UIDValidity: validity, UID: uid, Key: strconv.FormatUint(uint64(uid), 10)}
+	}
+	dr.folder.invalidate()
+	return 0
+}
+
+// finish ends a draft at its last close: it leaves the directory, and the
+// message shows as <uid>.eml at the next listing.
+func (dr *draftNode) finish() {
 	s := dr.folder
 	s.mu.Lock()
 	if s.drafts[dr.name] == dr {
 		delete(s.drafts, dr.name)
 	}
-	s.stale = true
 	s.mu.Unlock()
-	// The draft's name leaves the directory; the message shows as
-	// <uid>.eml at the next listing.
+	s.invalidate()
 	go dr.parent.NotifyEntry(dr.name)
-	return 0
 }

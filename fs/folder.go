@@ -26,6 +26,8 @@ type folderState struct {
 	byKey       map[string]*msgState  // current messages by key
 	refreshing  chan struct{}         // closed when the running List ends
 	stale       bool                  // a change made here: list again at the next look
+	gen         uint64                // counts changes made here; a listing fetched across one is stale
+	aliases     map[string]alias      // names mv gave moved messages, until listings show their UIDs
 	drafts      map[string]*draftNode // files being written, appended when closed
 	lastOpen    int                   // index in order of the last message opened, for read-ahead
 	prefetching int                   // read-ahead batches in flight
@@ -65,6 +67,7 @@ func (s *folderState) listing(ctx context.Context, maxAge time.Duration) ([]*msg
 		}
 		ch := make(chan struct{})
 		s.refreshing = ch
+		gen := s.gen
 		s.mu.Unlock()
 
 		// The fetch belongs to every waiter: it runs on the background
@@ -86,6 +89,9 @@ func (s *folderState) listing(ctx context.Context, maxAge time.Duration) ([]*msg
 			return nil, err
 		}
 		removed := s.apply(lst)
+		if s.gen != gen {
+			s.stale = true // changed while the listing was on its way
+		}
 		order := s.order
 		s.mu.Unlock()
 		s.fs.forget(s, removed)
@@ -141,13 +147,35 @@ func (s *folderState) apply(lst *remote.Listing) (removed []*msgState) {
 }
 
 // lookup returns the message with key, refreshing a stale listing first.
+//
+// A message in the listing at hand is returned without a refresh even when
+// the listing is stale: a change made here takes its message out at once,
+// and rm or cp of many files must not fetch the listing once per file. A
+// name no IMAP message can have (not a number) is not looked for either.
 func (s *folderState) lookup(ctx context.Context, key string) (*msgState, error) {
+	s.mu.Lock()
+	have := !s.listedAt.IsZero()
+	ms := s.byKey[key]
+	numeric := s.validity == 0 || isDigits(key)
+	s.mu.Unlock()
+	if have && (ms != nil || !numeric) {
+		return ms, nil
+	}
 	if _, err := s.listing(ctx, s.fs.opts.PollInterval); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.byKey[key], nil
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // forget tells the kernel about messages that left a listing, from another
@@ -244,7 +272,8 @@ func (n *folderNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut
 		return nil, toErrno(n.fs.log, "lookup", err)
 	}
 	if d.folder != "" {
-		if dr := n.fs.folder(d.folder).draft(name); dr != nil {
+		s := n.fs.folder(d.folder)
+		if dr := s.draft(name); dr != nil {
 			dr.fillAttr(&out.Attr)
 			return dr.EmbeddedInode(), 0
 		}
@@ -258,7 +287,14 @@ func (n *folderNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut
 			return nil, toErrno(n.fs.log, "lookup", err)
 		}
 		if ms == nil {
-			return nil, syscall.ENOENT
+			// Not a message of the listing: perhaps the name mv just gave
+			// a moved message. The kernel must not keep that entry: the
+			// name may soon be another message's.
+			if ms = n.fs.folder(d.folder).aliasFor(name); ms == nil {
+				return nil, syscall.ENOENT
+			}
+			out.SetEntryTimeout(0)
+			out.SetAttrTimeout(0)
 		}
 		ms.fillAttr(&out.Attr)
 		node := &messageNode{ms: ms}
@@ -381,11 +417,56 @@ func hasFlag(flags []string, flag string) bool {
 	return false
 }
 
-// invalidate makes the next look at the folder fetch its listing again.
+// invalidate makes the next look at the folder fetch its listing again,
+// including a listing already on its way (fetched before the change).
 func (s *folderState) invalidate() {
 	s.mu.Lock()
 	s.stale = true
+	s.gen++
 	s.mu.Unlock()
+}
+
+// alias is a name a message got from mv: the kernel (and mv, which checks)
+// expects the moved file under the name it was given, while the server
+// lists it under its new UID. For a while both names work.
+type alias struct {
+	ms      *msgState
+	expires time.Time
+}
+
+const aliasLife = 10 * time.Second
+
+// addAlias makes name stand for the message that landed as to.
+func (s *folderState) addAlias(name string, from *msgState, to remote.Ref) {
+	from.mu.Lock()
+	info := from.info
+	size, verified := from.size, from.verified
+	from.mu.Unlock()
+	info.UID, info.Key = to.UID, to.Key
+	ms := newMsgState(s, to.UIDValidity, info)
+	ms.size, ms.verified = size, verified
+	ms.name = name
+	s.mu.Lock()
+	if s.aliases == nil {
+		s.aliases = map[string]alias{}
+	}
+	s.aliases[name] = alias{ms: ms, expires: time.Now().Add(aliasLife)}
+	s.mu.Unlock()
+}
+
+// aliasFor returns the message a fresh alias names.
+func (s *folderState) aliasFor(name string) *msgState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.aliases[name]
+	if !ok {
+		return nil
+	}
+	if time.Now().After(a.expires) {
+		delete(s.aliases, name)
+		return nil
+	}
+	return a.ms
 }
 
 // remove takes a deleted or moved message out of the listing at once.
@@ -402,6 +483,9 @@ func (s *folderState) remove(ms *msgState) {
 		}
 		s.order = order
 	}
+	// A listing on its way may still hold it.
+	s.stale = true
+	s.gen++
 	s.mu.Unlock()
 	ms.markGone()
 }

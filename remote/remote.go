@@ -131,6 +131,12 @@ type Mover interface {
 	Move(ctx context.Context, refs []Ref, dest string) error
 }
 
+// OneMover is implemented by movers that can say where a moved message
+// landed (IMAP UIDPLUS). to.UID is 0 when the server did not say.
+type OneMover interface {
+	MoveOne(ctx context.Context, ref Ref, dest string) (to Ref, err error)
+}
+
 // Appender is implemented by accounts that add messages (IMAP APPEND). It
 // returns the new message's UID and the folder's UIDVALIDITY (0, 0 when the
 // server does not say: no UIDPLUS).

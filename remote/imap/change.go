@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -112,6 +113,34 @@ func (a *Account) deleteIn(ctx context.Context, folder string, refs []remote.Ref
 // error wrapping remote.ErrNotFound after the others are moved; so is a
 // missing destination.
 func (a *Account) Move(ctx context.Context, refs []remote.Ref, dest string) error {
+	return a.move(ctx, refs, dest, nil)
+}
+
+// MoveOne implements remote.OneMover: Move of one message, saying where it
+// landed (from the COPYUID the server sends with UIDPLUS).
+func (a *Account) MoveOne(ctx context.Context, ref remote.Ref, dest string) (remote.Ref, error) {
+	var to remote.Ref
+	err := a.move(ctx, []remote.Ref{ref}, dest, func(src, dst, validity uint32) {
+		if src == ref.UID && dst != 0 {
+			to = remote.Ref{Folder: dest, UIDValidity: validity, UID: dst, Key: strconv.FormatUint(uint64(dst), 10)}
+		}
+	})
+	return to, err
+}
+
+// landed maps the source UIDs of a single-UID move to its destination.
+func landed(fn func(src, dst, validity uint32), chunk []uint32, validity uint32, dest imap.NumSet) {
+	if fn == nil || len(chunk) != 1 || dest == nil {
+		return
+	}
+	if set, ok := dest.(imap.UIDSet); ok {
+		if uids, ok := set.Nums(); ok && len(uids) == 1 {
+			fn(chunk[0], uint32(uids[0]), validity)
+		}
+	}
+}
+
+func (a *Account) move(ctx context.Context, refs []remote.Ref, dest string, fn func(src, dst, validity uint32)) error {
 	if len(refs) == 0 {
 		return nil
 	}
@@ -154,8 +183,12 @@ func (a *Account) Move(ctx context.Context, refs []remote.Ref, dest string) erro
 					// What the FETCH found is what moves: a server may
 					// send COPYUID once per part of the set, and go-imap
 					// keeps the last only.
-					if _, err := cn.c.Move(uidSet(chunk), dest).Wait(); err != nil {
+					data, err := cn.c.Move(uidSet(chunk), dest).Wait()
+					if err != nil {
 						return movedSome(moved, folder, destErr(dest, err))
+					}
+					if data != nil {
+						landed(fn, chunk, data.UIDValidity, data.DestUIDs)
 					}
 					moved = append(moved, chunk...)
 					continue
@@ -175,6 +208,7 @@ func (a *Account) Move(ctx context.Context, refs []remote.Ref, dest string) erro
 				if err := uidExpunge(cn, copied); err != nil {
 					return movedSome(moved, folder, fmt.Errorf("imap: move: copied %s from %q to %q, but could not expunge the originals: %w", uidSet(copied), folder, dest, err))
 				}
+				landed(fn, copied, data.UIDValidity, data.DestUIDs)
 				moved = append(moved, copied...)
 			}
 			slices.Sort(moved)
