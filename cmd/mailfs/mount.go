@@ -106,6 +106,9 @@ func checkMountpoint(dir string) error {
 	if errors.Is(err, os.ErrNotExist) {
 		return fail(exitMount, "mount point %s does not exist: create it with mkdir -p %s", dir, dir)
 	}
+	if errors.Is(err, syscall.ENOTCONN) {
+		return fail(exitMount, "mount point %s is the dead mount of a mailfs that stopped: run mailfs umount %s", dir, dir)
+	}
 	if err != nil {
 		return fail(exitMount, "mount point %s: %v", dir, err)
 	}
