@@ -18,6 +18,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-sasl"
 
+	"mailfs/internal/deadline"
 	"mailfs/remote"
 )
 
@@ -93,7 +94,7 @@ var (
 
 type conn struct {
 	c        *imapclient.Client
-	dc       *deadlineConn
+	dc       *deadline.Conn
 	selected string // folder open on this connection, "" if none
 	rw       bool   // selected read-write (SELECT), not EXAMINE
 	validity uint32
@@ -163,8 +164,8 @@ func (a *Account) dial(ctx context.Context) (*conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("imap: connect to %s: %w: %v", a.cfg.Addr, remote.ErrUnavailable, err)
 	}
-	dc := newDeadlineConn(raw, a.cfg.Timeout)
-	end := dc.begin(ctx)
+	dc := deadline.New(raw, a.cfg.Timeout, true)
+	end := dc.Begin(ctx)
 	defer end()
 
 	opts := &imapclient.Options{
@@ -298,7 +299,7 @@ func (a *Account) alive(ctx context.Context, cn *conn) bool {
 	}
 	nctx, cancel := context.WithTimeout(ctx, min(a.cfg.Timeout, 5*time.Second))
 	defer cancel()
-	end := cn.dc.begin(nctx)
+	end := cn.dc.Begin(nctx)
 	defer end()
 	return cn.c.Noop().Wait() == nil
 }
@@ -352,7 +353,7 @@ func (a *Account) do(ctx context.Context, folder string, mode selMode, fn func(c
 		}
 		cn.sent = false
 		opening := false
-		end := cn.dc.begin(ctx)
+		end := cn.dc.Begin(ctx)
 		err = func() error {
 			if folder != "" {
 				opening = true
@@ -827,7 +828,7 @@ func (a *Account) Close() error {
 	a.idle = nil
 	a.mu.Unlock()
 	for _, cn := range idle {
-		end := cn.dc.begin(context.Background())
+		end := cn.dc.Begin(context.Background())
 		cn.c.Logout().Wait()
 		end()
 		cn.c.Close()

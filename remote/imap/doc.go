@@ -18,7 +18,7 @@
 // with remote.ErrNotFound once the other refs are done.
 //
 // imapclient has no context support, so every connection sits on a
-// deadlineConn: while a command is in flight, a read or write that makes no
+// deadline.Conn: while a command is in flight, a read or write that makes no
 // progress for the configured timeout fails, and a cancelled context fails it
 // at once. A connection that failed that way is closed, never reused.
 package imap

@@ -123,7 +123,7 @@ func Dial(ctx context.Context, cfg Config) (*Account, error) {
 	}
 	// Nothing stays open after the mount-time check, which the login has
 	// passed: a failed QUIT does not matter.
-	end := s.dc.begin(ctx)
+	end := s.dc.Begin(ctx)
 	if err := s.quit(); err != nil {
 		a.log.Debug("pop3: QUIT after the login check", "addr", a.cfg.Addr, "err", err)
 	}
@@ -176,7 +176,7 @@ func (a *Account) do(ctx context.Context, op string, mode useMode, fn func(s *se
 				return err
 			}
 		}
-		end := s.dc.begin(ctx)
+		end := s.dc.Begin(ctx)
 		err = fn(s, reused)
 		end()
 		if reused && ctx.Err() == nil && (errors.Is(err, errStale) || s.dead()) {
@@ -284,7 +284,7 @@ func (a *Account) expire(gen uint64) {
 // quitParked ends a session that has nothing to commit, with QUIT (bounded
 // by the timeout) so that the server unlocks the maildrop at once.
 func (a *Account) quitParked(s *session) {
-	end := s.dc.begin(context.Background())
+	end := s.dc.Begin(context.Background())
 	err := s.quit()
 	end()
 	if err != nil {

@@ -3,80 +3,9 @@ package pop3
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"net"
-	"sync"
-	"time"
 )
-
-// deadlineConn arms an I/O deadline only while an operation is in flight: a
-// read or write that makes no progress for timeout fails, and a cancelled
-// context fails it at once. A parked session has no deadline (nobody reads
-// it) until the next operation arms one.
-type deadlineConn struct {
-	net.Conn
-	timeout time.Duration
-
-	mu        sync.Mutex // protects busy and cancelled, and orders SetDeadline calls
-	busy      int
-	cancelled bool
-}
-
-func newDeadlineConn(c net.Conn, timeout time.Duration) *deadlineConn {
-	return &deadlineConn{Conn: c, timeout: timeout}
-}
-
-// begin arms the deadline for one operation; the returned func disarms it.
-// A cancelled ctx makes the connection's I/O fail at once; the session is
-// then broken and must be closed.
-func (c *deadlineConn) begin(ctx context.Context) (end func()) {
-	c.mu.Lock()
-	c.busy++
-	if !c.cancelled {
-		c.Conn.SetDeadline(time.Now().Add(c.timeout))
-	}
-	c.mu.Unlock()
-	stop := context.AfterFunc(ctx, func() {
-		c.mu.Lock()
-		c.cancelled = true
-		c.Conn.SetDeadline(time.Now().Add(-time.Second))
-		c.mu.Unlock()
-	})
-	return func() {
-		stop()
-		c.mu.Lock()
-		c.busy--
-		if c.busy == 0 && !c.cancelled {
-			c.Conn.SetDeadline(time.Time{})
-		}
-		c.mu.Unlock()
-	}
-}
-
-func (c *deadlineConn) rearm() {
-	c.mu.Lock()
-	if c.busy > 0 && !c.cancelled {
-		c.Conn.SetDeadline(time.Now().Add(c.timeout))
-	}
-	c.mu.Unlock()
-}
-
-func (c *deadlineConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	if n > 0 {
-		c.rearm()
-	}
-	return n, err
-}
-
-func (c *deadlineConn) Write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
-	if n > 0 {
-		c.rearm()
-	}
-	return n, err
-}
 
 // maxLine bounds a status line or a line of a UIDL or LIST listing
 // (RFC 2449 allows 512 octets for a response line).

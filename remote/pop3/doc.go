@@ -38,7 +38,7 @@
 // gate type makes that distinction for the commands go-pop3 runs).
 //
 // go-pop3 has no context support and sets no deadlines, so the connection
-// sits on a deadlineConn: while an operation runs, a read or write that
+// sits on a deadline.Conn: while an operation runs, a read or write that
 // makes no progress for the configured timeout fails, and a cancelled
 // context fails it at once. A session that failed that way is closed
 // without QUIT, never reused.

@@ -18,6 +18,7 @@ import (
 
 	gopop3 "github.com/knadh/go-pop3"
 
+	"mailfs/internal/deadline"
 	"mailfs/remote"
 )
 
@@ -25,10 +26,10 @@ import (
 // TRANSACTION state. Message numbers are only valid inside it.
 type session struct {
 	a       *Account
-	raw     net.Conn      // the TCP connection
-	dc      *deadlineConn // raw with deadlines
-	conn    net.Conn      // dc, or the TLS connection over it
-	br      *bufio.Reader // reads conn; shared with go-pop3 through g
+	raw     net.Conn       // the TCP connection
+	dc      *deadline.Conn // raw with deadlines
+	conn    net.Conn       // dc, or the TLS connection over it
+	br      *bufio.Reader  // reads conn; shared with go-pop3 through g
 	g       *gate
 	pc      *gopop3.Conn
 	started time.Time
@@ -142,9 +143,9 @@ func (a *Account) open(ctx context.Context) (*session, error) {
 		}
 		return nil, fmt.Errorf("pop3: connect to %s: %w: %v", a.cfg.Addr, remote.ErrUnavailable, err)
 	}
-	s := &session{a: a, raw: raw, dc: newDeadlineConn(raw, a.cfg.Timeout), started: time.Now()}
+	s := &session{a: a, raw: raw, dc: deadline.New(raw, a.cfg.Timeout, false), started: time.Now()}
 	s.conn = s.dc
-	end := s.dc.begin(ctx)
+	end := s.dc.Begin(ctx)
 	defer end()
 	if err := s.setup(ctx); err != nil {
 		raw.Close()
