@@ -1336,3 +1336,53 @@ func TestSafetyShellRedirection(t *testing.T) {
 		t.Errorf("%d messages added, want exactly 1", len(added))
 	}
 }
+
+// TestSafetyFolders: mkdir (nested too), rename of a directory with a
+// message in it, rmdir of an emptied folder: each is exactly CREATE,
+// RENAME, DELETE on the server, and the tree follows.
+func TestSafetyFolders(t *testing.T) {
+	needFUSE(t)
+	needTools(t, "mkdir", "mv", "rmdir", "rm", "cp", "ls")
+	dc := dovecottest.Start(t, dovecottest.Options{})
+	appendMessages(t, dc, "INBOX", [][]byte{message("stay", 1, 1, 1)})
+	a := newAccount(t, dc, "imap", `expunge = "immediate"`)
+	mnt := filepath.Join(t.TempDir(), "mnt")
+	d := mountAccount(t, a, mnt)
+	before := snapshot(t, dc)
+
+	mustRun(t, mnt, "mkdir", "Projects")
+	mustRun(t, mnt, "mkdir", "Projects/Alpha")
+	src := filepath.Join(t.TempDir(), "m.eml")
+	body := message("alpha", 1, 2, 3)
+	if err := os.WriteFile(src, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, mnt, "cp", src, "Projects/Alpha/")
+	mid := snapshot(t, dc)
+	alpha := mid["Projects.Alpha"]
+	if len(alpha) != 1 || !bytes.Equal(alpha[0].Body, body) {
+		t.Fatalf("after mkdir + cp: Projects.Alpha holds %d messages; snapshot folders %v", len(alpha), slices.Sorted(maps.Keys(mid)))
+	}
+	if _, ok := mid["Projects"]; !ok {
+		t.Errorf("mkdir Projects: no folder Projects on the server")
+	}
+
+	mustRun(t, mnt, "mv", "Projects/Alpha", "Projects/Beta")
+	renamed := snapshot(t, dc)
+	if _, ok := renamed["Projects.Alpha"]; ok {
+		t.Errorf("after mv Projects/Alpha Projects/Beta: Projects.Alpha still on the server")
+	}
+	if beta := renamed["Projects.Beta"]; len(beta) != 1 || !bytes.Equal(beta[0].Body, body) {
+		t.Errorf("after the rename: Projects.Beta holds %d messages, want the one message", len(beta))
+	}
+	if got := lsNames(t, filepath.Join(mnt, "Projects", "Beta")); len(got) != 1 {
+		t.Errorf("ls Projects/Beta through the mount: %v, want one message", got)
+	}
+	mustFail(t, mnt, "Directory not empty", "rmdir", "Projects/Beta")
+	mustRun(t, mnt, "sh", "-c", "rm Projects/Beta/*.eml")
+	mustRun(t, mnt, "rmdir", "Projects/Beta")
+	mustRun(t, mnt, "rmdir", "Projects")
+	after := snapshot(t, dc)
+	wantChanges(t, "mkdir, cp, rename, rm, rmdir", before, after)
+	d.stop(t)
+}
