@@ -110,6 +110,7 @@ func (p *progress) planned(msgs int, bytes int64) {
 			progressbar.OptionSetWriter(p.w),
 			progressbar.OptionShowBytes(true),
 			progressbar.OptionShowTotalBytes(true),
+			progressbar.OptionShowCount(),
 			progressbar.OptionSetPredictTime(true),
 			progressbar.OptionSetElapsedTime(true),
 			progressbar.OptionSetWidth(30),
