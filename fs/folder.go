@@ -94,7 +94,7 @@ func (s *folderState) listing(ctx context.Context, maxAge time.Duration) ([]*msg
 		}
 		order := s.order
 		s.mu.Unlock()
-		s.fs.forget(s, removed)
+		s.fs.forget(removed)
 		return order, nil
 	}
 }
@@ -181,12 +181,9 @@ func isDigits(s string) bool {
 // forget tells the kernel about messages that left a listing, from another
 // goroutine: the caller may be inside a READDIR of that very directory, and
 // an entry invalidation waits for the directory's lock.
-func (f *FS) forget(s *folderState, removed []*msgState) {
+func (f *FS) forget(removed []*msgState) {
 	if len(removed) == 0 {
 		return
-	}
-	for _, ms := range removed {
-		ms.markGone()
 	}
 	go func() {
 		for _, ms := range removed {
@@ -487,7 +484,6 @@ func (s *folderState) remove(ms *msgState) {
 	s.stale = true
 	s.gen++
 	s.mu.Unlock()
-	ms.markGone()
 }
 
 // draftEntries lists the files being written, by name.

@@ -29,7 +29,6 @@ type msgState struct {
 	size     int64 // the true size once known, else the announced one
 	verified bool  // size is known to equal the body's length
 	reported int64 // the size last handed to the kernel
-	gone     bool  // no longer in the listing
 	fields   map[string]string
 	parent   *fusefs.Inode // directory and node of the latest lookup
 	node     *fusefs.Inode
@@ -75,18 +74,6 @@ func (ms *msgState) parentEntry() (*fusefs.Inode, string) {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
 	return ms.parent, ms.name
-}
-
-func (ms *msgState) markGone() {
-	ms.mu.Lock()
-	ms.gone = true
-	ms.mu.Unlock()
-}
-
-func (ms *msgState) isGone() bool {
-	ms.mu.Lock()
-	defer ms.mu.Unlock()
-	return ms.gone
 }
 
 func (ms *msgState) flags() string {
