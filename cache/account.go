@@ -49,6 +49,10 @@ func (a *Account) Store(ref remote.Ref, body []byte) error {
 // Sync makes everything written so far durable.
 func (a *Account) Sync() error { return a.s.sync() }
 
+// Unwrap returns the account behind the cache, nil offline: the changes
+// the cache passes on work only if it can make them.
+func (a *Account) Unwrap() remote.Account { return a.inner }
+
 // Close closes the inner account; the Store stays open.
 func (a *Account) Close() error {
 	if a.inner == nil {

@@ -415,8 +415,8 @@ func (f *FS) chunksAhead(ms *msgState, from, size int64) {
 				}
 			}
 		})
-		if len(pending) > 0 && i < len(calls) {
-			hand(pending) // the last, partial chunk
+		if err == nil && len(pending) > 0 && i < len(calls) {
+			hand(pending) // the last, partial chunk; after a failure it is not the end
 		}
 		for ; i < len(calls); i++ {
 			// The stream ended early: the message is shorter (an empty

@@ -30,6 +30,30 @@ var (
 // maxDraft bounds a message written through the mount.
 const maxDraft = 256 << 20
 
+// can returns acct as T when the account behind it, through decorators
+// like the cache (which have every method but pass them on), really has the
+// ability: a POP3 account cannot append, so cp into it is EPERM at once,
+// not a failure at close.
+func can[T any](acct remote.Account) (T, bool) {
+	t, ok := acct.(T)
+	if !ok {
+		return t, false
+	}
+	for {
+		u, ok := acct.(interface{ Unwrap() remote.Account })
+		if !ok {
+			return t, true
+		}
+		acct = u.Unwrap()
+		if acct == nil {
+			return t, false // offline
+		}
+		if _, ok := acct.(T); !ok {
+			return t, false
+		}
+	}
+}
+
 // asFolderNode returns the folderNode of a directory (root or not).
 func asFolderNode(e fusefs.InodeEmbedder) *folderNode {
 	switch n := e.(type) {
@@ -75,7 +99,7 @@ func (n *folderNode) Unlink(ctx context.Context, name string) syscall.Errno {
 		}
 		return syscall.ENOENT
 	}
-	del, ok := f.acct.(remote.Deleter)
+	del, ok := can[remote.Deleter](f.acct)
 	if !ok {
 		return syscall.EPERM
 	}
@@ -113,7 +137,7 @@ func (n *folderNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 			return syscall.ENOTEMPTY
 		}
 	}
-	fe, ok := f.acct.(remote.FolderEditor)
+	fe, ok := can[remote.FolderEditor](f.acct)
 	if !ok {
 		return syscall.EPERM
 	}
@@ -165,7 +189,7 @@ func (n *folderNode) Mkdir(ctx context.Context, name string, mode uint32, out *f
 	if d.server != "" && d.delim == "" {
 		return nil, syscall.EPERM // a flat server: no folders inside folders
 	}
-	fe, ok := f.acct.(remote.FolderEditor)
+	fe, ok := can[remote.FolderEditor](f.acct)
 	if !ok {
 		return nil, syscall.EPERM
 	}
@@ -207,9 +231,9 @@ func (n *folderNode) Rename(ctx context.Context, name string, newParent fusefs.I
 			return syscall.EPERM // a message's name is its UID
 		}
 		var to remote.Ref
-		if om, ok := f.acct.(remote.OneMover); ok {
+		if om, ok := can[remote.OneMover](f.acct); ok {
 			to, err = om.MoveOne(ctx, ms.ref, nd.folder)
-		} else if mv, ok := f.acct.(remote.Mover); ok {
+		} else if mv, ok := can[remote.Mover](f.acct); ok {
 			err = mv.Move(ctx, []remote.Ref{ms.ref}, nd.folder)
 		} else {
 			return syscall.EPERM
@@ -252,7 +276,7 @@ func (n *folderNode) Rename(ctx context.Context, name string, newParent fusefs.I
 	if strings.HasPrefix(joinPath(np.path, newName)+"/", child.path+"/") {
 		return syscall.EINVAL // into itself
 	}
-	fe, ok := f.acct.(remote.FolderEditor)
+	fe, ok := can[remote.FolderEditor](f.acct)
 	if !ok || child.server == "" {
 		return syscall.EPERM
 	}
@@ -285,7 +309,7 @@ func (n *folderNode) Create(ctx context.Context, name string, flags uint32, mode
 	if d.folder == "" {
 		return nil, nil, 0, syscall.EPERM // not a folder that holds messages
 	}
-	if _, ok := f.acct.(remote.Appender); !ok {
+	if _, ok := can[remote.Appender](f.acct); !ok {
 		return nil, nil, 0, syscall.EPERM
 	}
 	s := f.folder(d.folder)
@@ -308,10 +332,12 @@ func (n *folderNode) Create(ctx context.Context, name string, flags uint32, mode
 // dropDraft forgets a draft being unlinked before it was appended.
 func (s *folderState) dropDraft(name string) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	dr, ok := s.drafts[name]
 	if ok {
 		delete(s.drafts, name)
+	}
+	s.mu.Unlock()
+	if ok {
 		dr.mu.Lock()
 		dr.dropped = true
 		dr.mu.Unlock()
@@ -335,11 +361,14 @@ type draftNode struct {
 	name    string
 	created time.Time
 
-	mu       sync.Mutex // protects the fields below
+	commitMu sync.Mutex // one APPEND at a time; taken before mu, never inside it
+
+	mu       sync.Mutex // protects the fields below; never held across the network
 	data     []byte
 	appended bool       // data is on the server as it stands
 	prev     remote.Ref // the message appended last, replaced when more is written
-	dropped  bool
+	dropped  bool       // unlinked before it was appended
+	failed   bool       // the last append failed, and close said so
 }
 
 type draftHandle struct{}
@@ -435,54 +464,77 @@ func (dr *draftNode) Flush(ctx context.Context, fh fusefs.FileHandle) syscall.Er
 // Release implements fusefs.NodeReleaser: the last close; a draft never
 // flushed with data is appended here as a last resort.
 func (dr *draftNode) Release(ctx context.Context, fh fusefs.FileHandle) syscall.Errno {
-	dr.commit(context.Background())
 	dr.mu.Lock()
-	done := dr.appended || dr.dropped
+	failed := dr.failed
 	dr.mu.Unlock()
-	if done {
-		dr.finish()
+	if !failed {
+		dr.commit(context.Background())
 	}
+	dr.finish() // appended, dropped, or failed (and said so at close)
 	return 0
 }
 
 // commit APPENDs the draft once, if it has data.
 func (dr *draftNode) commit(ctx context.Context) syscall.Errno {
+	// One commit at a time; dr.mu is not held across the network, so that
+	// rm, stat and writes of the draft (and the folder's lock, which rm
+	// takes first) never wait for an upload.
+	dr.commitMu.Lock()
+	defer dr.commitMu.Unlock()
 	dr.mu.Lock()
-	defer dr.mu.Unlock()
 	if dr.appended || dr.dropped || len(dr.data) == 0 {
+		dr.mu.Unlock()
 		return 0
 	}
+	data := bytes.Clone(dr.data)
+	prev := dr.prev
+	dr.mu.Unlock()
+
 	f := dr.folder.fs
-	ap, ok := f.acct.(remote.Appender)
+	ap, ok := can[remote.Appender](f.acct)
 	if !ok {
+		dr.fail()
 		return syscall.EPERM
 	}
 	var date time.Time
-	if m, err := mail.ReadMessage(bytes.NewReader(dr.data)); err == nil {
+	if m, err := mail.ReadMessage(bytes.NewReader(data)); err == nil {
 		if d, err := m.Header.Date(); err == nil {
 			date = d
 		}
 	}
-	uid, validity, err := ap.Append(ctx, dr.folder.name, dr.data, date, nil)
+	uid, validity, err := ap.Append(ctx, dr.folder.name, data, date, nil)
 	if err != nil {
+		dr.fail()
 		return toErrno(f.log, "append to "+dr.folder.name, err)
 	}
-	dr.appended = true
-	f.log.Info("appended", "folder", dr.folder.name, "file", dr.name, "uid", uid, "bytes", len(dr.data))
-	if dr.prev.UID != 0 {
+	f.log.Info("appended", "folder", dr.folder.name, "file", dr.name, "uid", uid, "bytes", len(data))
+	if prev.UID != 0 {
 		// The earlier version of this file, superseded by this one.
-		if del, ok := f.acct.(remote.Deleter); ok {
-			if err := del.Delete(ctx, []remote.Ref{dr.prev}); err != nil {
-				f.log.Warn("mailfs: earlier version of a rewritten file not deleted", "folder", dr.folder.name, "uid", dr.prev.UID, "err", err)
+		if del, ok := can[remote.Deleter](f.acct); ok {
+			if err := del.Delete(ctx, []remote.Ref{prev}); err != nil {
+				f.log.Warn("mailfs: earlier version of a rewritten file not deleted", "folder", dr.folder.name, "uid", prev.UID, "err", err)
 			}
 		}
 	}
+	dr.mu.Lock()
 	dr.prev = remote.Ref{}
 	if uid != 0 {
 		dr.prev = remote.Ref{Folder: dr.folder.name, UIDValidity: validity, UID: uid, Key: strconv.FormatUint(uint64(uid), 10)}
 	}
+	// Written to meanwhile: the next flush appends again.
+	dr.appended = bytes.Equal(dr.data, data)
+	dr.failed = false
+	dr.mu.Unlock()
 	dr.folder.invalidate()
 	return 0
+}
+
+// fail records that the program was told its close failed: the last close
+// does not try again behind its back.
+func (dr *draftNode) fail() {
+	dr.mu.Lock()
+	dr.failed = true
+	dr.mu.Unlock()
 }
 
 // finish ends a draft at its last close: it leaves the directory, and the

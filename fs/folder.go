@@ -296,7 +296,7 @@ func (n *folderNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut
 		ms.fillAttr(&out.Attr)
 		node := &messageNode{ms: ms}
 		child := n.NewInode(ctx, node, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: ms.ino})
-		ms.setEntry(&n.Inode, name, child)
+		ms.setEntry(&n.Inode)
 		return child, 0
 	}
 	if _, ok := unescapeSegment(name); !ok {

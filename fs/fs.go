@@ -87,7 +87,6 @@ type FS struct {
 	folders    map[string]*folderState // by server folder name
 	listedAt   time.Time
 	refreshing chan struct{} // closed when the running folder-list fetch ends
-	listErr    error
 }
 
 // dirInfo is one directory of the tree.

@@ -64,9 +64,20 @@ func (ms *msgState) fillAttr(a *fuse.Attr) {
 	setTime(a, date)
 }
 
-func (ms *msgState) setEntry(parent *fusefs.Inode, name string, node *fusefs.Inode) {
+// setEntry records the directory a lookup found ms in (for invalidating
+// the entry when it leaves the listing).
+func (ms *msgState) setEntry(parent *fusefs.Inode) {
 	ms.mu.Lock()
-	ms.parent, ms.node = parent, node
+	ms.parent = parent
+	ms.mu.Unlock()
+}
+
+// setNode records the node the kernel knows ms by, for size corrections.
+// Not from Lookup: go-fuse drops a new node there when the inode number
+// is known already, and keeps the old one.
+func (ms *msgState) setNode(node *fusefs.Inode) {
+	ms.mu.Lock()
+	ms.node = node
 	ms.mu.Unlock()
 }
 
@@ -128,6 +139,7 @@ var (
 
 // Getattr implements fusefs.NodeGetattrer.
 func (n *messageNode) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	n.ms.setNode(&n.Inode)
 	n.ms.fillAttr(&out.Attr)
 	return 0
 }
@@ -146,6 +158,7 @@ func (n *messageNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle
 		return nil, 0, n.ms.folder.fs.refuse(syscall.EPERM) // messages are immutable
 	}
 	ms := n.ms
+	ms.setNode(&n.Inode)
 	f := ms.folder.fs
 	h := &messageHandle{ms: ms}
 	size, verified := ms.sizeNow()
@@ -158,6 +171,9 @@ func (n *messageNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle
 		body, err := f.body(ctx, ms)
 		if err != nil {
 			return nil, 0, toErrno(f.log, "open "+ms.ref.Folder+"/"+ms.name, err)
+		}
+		if body == nil {
+			body = []byte{} // an empty message: fetched, not to fetch again
 		}
 		h.body = body
 	default:
@@ -338,7 +354,7 @@ func (n *messageNode) setFlags(ctx context.Context, flags []string) syscall.Errn
 	if f.opts.ReadOnly {
 		return syscall.EROFS
 	}
-	fs, ok := f.acct.(remote.FlagSetter)
+	fs, ok := can[remote.FlagSetter](f.acct)
 	if !ok {
 		return syscall.EPERM
 	}

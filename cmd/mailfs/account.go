@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -129,5 +128,3 @@ func dialAccount(ctx context.Context, acct *config.Account, log *slog.Logger) (r
 	}
 	return a, nil
 }
-
-var _ = fmt.Sprintf

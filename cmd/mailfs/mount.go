@@ -188,7 +188,6 @@ func serveAll(specs []mountSpec, log *slog.Logger, after func()) error {
 	type mounted struct {
 		spec   mountSpec
 		server *fuse.Server
-		fs     *fs.FS
 	}
 	var ms []mounted
 	ctx, cancel := context.WithCancel(context.Background())
@@ -211,7 +210,7 @@ func serveAll(specs []mountSpec, log *slog.Logger, after func()) error {
 			return mountError(spec.mountpoint, err)
 		}
 		defer filesystem.Close()
-		ms = append(ms, mounted{spec: spec, server: server, fs: filesystem})
+		ms = append(ms, mounted{spec: spec, server: server})
 		log.Info("mounted", "account", spec.name, "mountpoint", spec.mountpoint)
 		if spec.ready != nil {
 			spec.ready(ctx)

@@ -76,8 +76,6 @@ type Account struct {
 	closed bool
 	busy   map[*conn]struct{} // connections handed out by get
 
-	delimOnce sync.Once
-
 	caps    imap.CapSet // the server's, as the first login saw them
 	expunge string      // effective Config.Expunge
 
@@ -426,12 +424,6 @@ func isStale(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "connection reset")
 }
 
-// examine opens folder read-only on cn unless it is open already (a
-// read-write selection will do: reads use BODY.PEEK).
-func (a *Account) examine(cn *conn, folder string) error {
-	return a.open(cn, folder, false, false)
-}
-
 // open opens folder on cn: read-write (SELECT) if rw, else read-only
 // (EXAMINE). An open folder is kept unless again is set or read-write is
 // asked of a connection that only EXAMINEd it; reads use a read-write
@@ -646,7 +638,7 @@ func (a *Account) fetchSection(ctx context.Context, ref remote.Ref, section *ima
 }
 
 // fetchOne fetches one section of one message into memory.
-func (a *Account) fetchOne(ctx context.Context, ref remote.Ref, section *imap.FetchItemBodySection) ([]byte, error) {
+func (a *Account) fetchOne(ctx context.Context, ref remote.Ref, section *imap.FetchItemBodySection, max int64) ([]byte, error) {
 	var out []byte
 	err := a.fetchSection(ctx, ref, section, func(lit imap.LiteralReader) error {
 		if lit == nil {
@@ -654,7 +646,7 @@ func (a *Account) fetchOne(ctx context.Context, ref remote.Ref, section *imap.Fe
 			return nil
 		}
 		var err error
-		out, err = readLiteral(lit)
+		out, err = readLiteral(lit, max)
 		return err
 	})
 	return out, err
@@ -678,6 +670,11 @@ func (a *Account) StreamRange(ctx context.Context, ref remote.Ref, off, n, piece
 				}
 				switch {
 				case err == io.EOF || err == io.ErrUnexpectedEOF:
+					// A literal has a declared size: fewer bytes
+					// than it means the connection broke.
+					if lit.Size() >= 0 && delivered < lit.Size() {
+						return fmt.Errorf("imap: literal cut short at %d of %d bytes: %w", delivered, lit.Size(), remote.ErrUnavailable)
+					}
 					return nil
 				case err != nil:
 					return err
@@ -722,10 +719,26 @@ func readSection(msg *imapclient.FetchMessageData, consume func(uid uint32, lit 
 	}
 }
 
-func readLiteral(lit imap.LiteralReader) ([]byte, error) {
+// maxBody bounds a message mailfs reads into memory; maxHeader the header
+// fields of one.
+const (
+	maxBody   = 1 << 30
+	maxHeader = 1 << 20
+)
+
+// readLiteral reads a literal of at most max bytes: a server announcing
+// more gets an error, not an allocation of its choosing.
+func readLiteral(lit imap.LiteralReader, max int64) ([]byte, error) {
 	size := lit.Size()
-	if size < 0 || size > 1<<31 {
-		return io.ReadAll(lit)
+	if size < 0 {
+		b, err := io.ReadAll(io.LimitReader(lit, max+1))
+		if err == nil && int64(len(b)) > max {
+			err = fmt.Errorf("imap: a literal of more than %d bytes: %w", max, remote.ErrProtocol)
+		}
+		return b, err
+	}
+	if size > max {
+		return nil, fmt.Errorf("imap: the server sends %d bytes where %d at most were asked for: %w", size, max, remote.ErrProtocol)
 	}
 	// Exactly the literal's size: a bytes.Buffer would double its
 	// capacity at the end to find EOF.
@@ -738,12 +751,12 @@ func readLiteral(lit imap.LiteralReader) ([]byte, error) {
 
 // Body implements remote.Account with UID FETCH uid BODY.PEEK[].
 func (a *Account) Body(ctx context.Context, ref remote.Ref) ([]byte, error) {
-	return a.fetchOne(ctx, ref, &imap.FetchItemBodySection{Peek: true})
+	return a.fetchOne(ctx, ref, &imap.FetchItemBodySection{Peek: true}, maxBody)
 }
 
 // BodyRange implements remote.RangeReader with BODY.PEEK[]<off.n>.
 func (a *Account) BodyRange(ctx context.Context, ref remote.Ref, off, n int64) ([]byte, error) {
-	return a.fetchOne(ctx, ref, &imap.FetchItemBodySection{Peek: true, Partial: &imap.SectionPartial{Offset: off, Size: n}})
+	return a.fetchOne(ctx, ref, &imap.FetchItemBodySection{Peek: true, Partial: &imap.SectionPartial{Offset: off, Size: n}}, n)
 }
 
 // Header implements remote.Account with
@@ -753,7 +766,7 @@ func (a *Account) Header(ctx context.Context, ref remote.Ref) ([]byte, error) {
 		Peek:         true,
 		Specifier:    imap.PartSpecifierHeader,
 		HeaderFields: remote.HeaderFields,
-	})
+	}, maxHeader)
 }
 
 // Bodies implements remote.BulkFetcher: one UID FETCH for every ref (all in
@@ -795,7 +808,7 @@ func (a *Account) Bodies(ctx context.Context, refs []remote.Ref, fn func(remote.
 				body := []byte{}
 				if lit != nil {
 					var err error
-					if body, err = readLiteral(lit); err != nil {
+					if body, err = readLiteral(lit, maxBody); err != nil {
 						return err
 					}
 				}
