@@ -25,6 +25,7 @@ type folderState struct {
 	order       []*msgState           // display order (ascending UID)
 	byKey       map[string]*msgState  // current messages by key
 	refreshing  chan struct{}         // closed when the running List ends
+	listErr     error                 // why the last List failed
 	stale       bool                  // a change made here: list again at the next look
 	gen         uint64                // counts changes made here; a listing fetched across one is stale
 	aliases     map[string]alias      // names mv gave moved messages, until listings show their UIDs
@@ -48,55 +49,58 @@ func (s *folderState) noteOpen(ms *msgState) bool {
 // none or it is older than maxAge. A failed refresh keeps serving the old
 // listing (and logs), so a server that went away does not empty the folder.
 func (s *folderState) listing(ctx context.Context, maxAge time.Duration) ([]*msgState, error) {
-	for {
-		s.mu.Lock()
-		have := !s.listedAt.IsZero()
-		if have && ((!s.stale && time.Since(s.listedAt) < maxAge) || s.refreshing != nil) {
-			order := s.order
-			s.mu.Unlock()
-			return order, nil
-		}
-		if ch := s.refreshing; ch != nil {
-			s.mu.Unlock()
-			select {
-			case <-ch:
-				continue
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-		}
-		ch := make(chan struct{})
-		s.refreshing = ch
-		gen := s.gen
+	s.mu.Lock()
+	have := !s.listedAt.IsZero()
+	if have && ((!s.stale && time.Since(s.listedAt) < maxAge) || s.refreshing != nil) {
+		order := s.order
 		s.mu.Unlock()
+		return order, nil
+	}
+	ch := s.refreshing
+	if ch == nil {
+		ch = make(chan struct{})
+		s.refreshing = ch
+		go s.refresh(ch, s.gen, have)
+	}
+	s.mu.Unlock()
+	// The fetch belongs to every waiter and runs on the background context;
+	// each caller, the one that started it too, stops waiting when its own
+	// request is interrupted.
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.listedAt.IsZero() {
+		return nil, s.listErr
+	}
+	return s.order, nil
+}
 
-		// The fetch belongs to every waiter: it runs on the background
-		// context, not on the caller's.
-		lctx, cancel := context.WithTimeout(s.fs.bg, 10*time.Minute)
-		lst, err := s.fs.acct.List(lctx, s.name)
-		cancel()
-
-		s.mu.Lock()
-		s.refreshing = nil
-		close(ch)
-		if err != nil {
-			order := s.order
-			s.mu.Unlock()
-			if have {
-				s.fs.log.Warn("mailfs: listing refresh failed, keeping the old one", "folder", s.name, "err", err)
-				return order, nil
-			}
-			return nil, err
-		}
-		removed := s.apply(lst)
+// refresh fetches the listing and installs it, then closes ch. A failure
+// keeps the listing there was (logged), or is listErr when there was none.
+func (s *folderState) refresh(ch chan struct{}, gen uint64, have bool) {
+	lctx, cancel := context.WithTimeout(s.fs.bg, 10*time.Minute)
+	lst, err := s.fs.acct.List(lctx, s.name)
+	cancel()
+	var removed []*msgState
+	s.mu.Lock()
+	s.refreshing = nil
+	if err == nil {
+		removed = s.apply(lst)
 		if s.gen != gen {
 			s.stale = true // changed while the listing was on its way
 		}
-		order := s.order
-		s.mu.Unlock()
-		s.fs.forget(removed)
-		return order, nil
 	}
+	s.listErr = err
+	close(ch)
+	s.mu.Unlock()
+	if err != nil && have {
+		s.fs.log.Warn("mailfs: listing refresh failed, keeping the old one", "folder", s.name, "err", err)
+	}
+	s.fs.forget(removed)
 }
 
 // apply installs a new listing and returns the messages that left. Called

@@ -87,6 +87,7 @@ type FS struct {
 	folders    map[string]*folderState // by server folder name
 	listedAt   time.Time
 	refreshing chan struct{} // closed when the running folder-list fetch ends
+	treeErr    error         // why the last folder-list fetch failed
 }
 
 // dirInfo is one directory of the tree.
@@ -153,49 +154,51 @@ func (f *FS) MountOptions(name string) *fusefs.Options {
 // missing or older than the poll interval. A failed refresh keeps the old
 // tree when there is one.
 func (f *FS) tree(ctx context.Context) (map[string]*dirInfo, error) {
-	for {
-		f.mu.Lock()
-		fresh := f.dirs != nil && time.Since(f.listedAt) < f.opts.PollInterval
-		if fresh || (f.dirs != nil && f.refreshing != nil) {
-			dirs := f.dirs
-			f.mu.Unlock()
-			return dirs, nil
-		}
-		if ch := f.refreshing; ch != nil {
-			f.mu.Unlock()
-			select {
-			case <-ch:
-				continue
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-		}
-		ch := make(chan struct{})
-		f.refreshing = ch
-		f.mu.Unlock()
-
-		fctx, cancel := context.WithTimeout(f.bg, 5*time.Minute)
-		folders, err := f.acct.Folders(fctx)
-		cancel()
-
-		f.mu.Lock()
-		f.refreshing = nil
-		close(ch)
-		if err != nil {
-			dirs := f.dirs
-			f.mu.Unlock()
-			if dirs != nil {
-				f.log.Warn("mailfs: folder list refresh failed, keeping the old one", "err", err)
-				return dirs, nil
-			}
-			return nil, err
-		}
-		f.dirs = buildTree(folders)
-		f.listedAt = time.Now()
+	f.mu.Lock()
+	fresh := f.dirs != nil && time.Since(f.listedAt) < f.opts.PollInterval
+	if fresh || (f.dirs != nil && f.refreshing != nil) {
 		dirs := f.dirs
 		f.mu.Unlock()
 		return dirs, nil
 	}
+	ch := f.refreshing
+	if ch == nil {
+		ch = make(chan struct{})
+		f.refreshing = ch
+		go f.refreshTree(ch)
+	}
+	f.mu.Unlock()
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		return nil, ctx.Err() // the fetch goes on for the others
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.dirs == nil {
+		return nil, f.treeErr
+	}
+	return f.dirs, nil
+}
+
+// refreshTree fetches the folder list and builds the tree, then closes ch.
+// A failure keeps the tree there was (logged), or is treeErr when there was
+// none.
+func (f *FS) refreshTree(ch chan struct{}) {
+	fctx, cancel := context.WithTimeout(f.bg, 5*time.Minute)
+	folders, err := f.acct.Folders(fctx)
+	cancel()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.refreshing = nil
+	f.treeErr = err
+	if err == nil {
+		f.dirs = buildTree(folders)
+		f.listedAt = time.Now()
+	} else if f.dirs != nil {
+		f.log.Warn("mailfs: folder list refresh failed, keeping the old one", "err", err)
+	}
+	close(ch)
 }
 
 // buildTree turns the folder list into directories. A folder's parents
