@@ -1,8 +1,10 @@
 // Package deadline gives a network connection the time limits mailfs's
 // protocol clients need and their libraries lack: while an operation is in
-// flight, a read or write that makes no progress for the timeout fails,
-// and a cancelled context fails it at once; an idle connection (whose
-// reader may wait in Read for ever) is never timed out.
+// flight, a read or write that makes no progress for the timeout fails, the
+// whole operation fails once it has taken longer than its overall limit
+// (SetLimit, Extend: a server that trickles bytes cannot hold a request for
+// ever), and a cancelled context fails it at once; an idle connection
+// (whose reader may wait in Read for ever) is never timed out.
 package deadline
 
 import (
@@ -21,9 +23,10 @@ type Conn struct {
 	// 5 min).
 	own bool
 
-	mu        sync.Mutex // protects busy and cancelled, and orders SetDeadline calls
+	mu        sync.Mutex // protects the fields below, and orders SetDeadline calls
 	busy      int
 	cancelled bool
+	end       time.Time // the overall limit of the operations in flight; zero: none
 }
 
 // New wraps c. With ignoreOthers, SetDeadline and friends called by the
@@ -39,7 +42,7 @@ func (c *Conn) Begin(ctx context.Context) (end func()) {
 	c.mu.Lock()
 	c.busy++
 	if !c.cancelled {
-		c.Conn.SetDeadline(time.Now().Add(c.timeout))
+		c.Conn.SetDeadline(c.next())
 	}
 	c.mu.Unlock()
 	stop := context.AfterFunc(ctx, func() {
@@ -52,17 +55,61 @@ func (c *Conn) Begin(ctx context.Context) (end func()) {
 		stop()
 		c.mu.Lock()
 		c.busy--
-		if c.busy == 0 && !c.cancelled {
-			c.Conn.SetDeadline(time.Time{})
+		if c.busy == 0 {
+			c.end = time.Time{}
+			if !c.cancelled {
+				c.Conn.SetDeadline(time.Time{})
+			}
 		}
 		c.mu.Unlock()
+	}
+}
+
+// next is the deadline of the next read or write: a timeout from now, or
+// the overall limit if that comes first. c.mu is held.
+func (c *Conn) next() time.Time {
+	t := time.Now().Add(c.timeout)
+	if !c.end.IsZero() && c.end.Before(t) {
+		return c.end
+	}
+	return t
+}
+
+// SetLimit gives the operations in flight (between Begin and its end) an
+// overall limit of d from now; it ends with the last of them. d <= 0
+// removes it.
+func (c *Conn) SetLimit(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if d <= 0 {
+		c.end = time.Time{}
+	} else {
+		c.end = time.Now().Add(d)
+	}
+	if c.busy > 0 && !c.cancelled {
+		c.Conn.SetDeadline(c.next())
+	}
+}
+
+// Extend pushes the overall limit d further away, for work that turned out
+// larger than planned (a literal announced mid-response). No limit, no
+// change.
+func (c *Conn) Extend(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.end.IsZero() || d <= 0 {
+		return
+	}
+	c.end = c.end.Add(d)
+	if c.busy > 0 && !c.cancelled {
+		c.Conn.SetDeadline(c.next())
 	}
 }
 
 func (c *Conn) rearm() {
 	c.mu.Lock()
 	if c.busy > 0 && !c.cancelled {
-		c.Conn.SetDeadline(time.Now().Add(c.timeout))
+		c.Conn.SetDeadline(c.next())
 	}
 	c.mu.Unlock()
 }

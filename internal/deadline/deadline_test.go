@@ -88,3 +88,37 @@ func TestCancelFailsAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestTrickleFailsAtTheLimit: a server that sends a byte now and then, each
+// within the timeout, still fails the operation at its overall limit.
+func TestTrickleFailsAtTheLimit(t *testing.T) {
+	c, s := pair(t) // timeout 200 ms
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+				s.Write([]byte("x"))
+			}
+		}
+	}()
+	end := c.Begin(context.Background())
+	defer end()
+	c.SetLimit(600 * time.Millisecond)
+	c.Extend(200 * time.Millisecond)
+	start := time.Now()
+	buf := make([]byte, 1)
+	var err error
+	for err == nil {
+		_, err = c.Read(buf)
+	}
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("got %v, want a deadline error", err)
+	}
+	if d := time.Since(start); d < 700*time.Millisecond || d > 3*time.Second {
+		t.Fatalf("failed after %v; want about 800 ms (limit 600 ms + 200 ms)", d)
+	}
+}
