@@ -40,6 +40,11 @@ type Server struct {
 
 // Start serves msgs for user "demo" (password "demo") on a free port.
 func Start(msgs []Message) (*Server, error) {
+	return StartWith(msgs, Quirks{})
+}
+
+// StartWith is Start with a server that misbehaves as q says.
+func StartWith(msgs []Message, q Quirks) (*Server, error) {
 	s := &Server{Username: "demo", Password: "demo", done: make(chan struct{})}
 	mem := imapmemserver.New()
 	s.user = imapmemserver.NewUser(s.Username, s.Password)
@@ -50,14 +55,23 @@ func Start(msgs []Message) (*Server, error) {
 	if err := s.Append(msgs); err != nil {
 		return nil, err
 	}
+	caps := imap.CapSet{
+		imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {},
+		imap.CapUIDPlus: {}, imap.CapMove: {}, imap.CapNamespace: {},
+	}
+	if q.NoMove {
+		// IMAP4rev2 implies MOVE.
+		caps = imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapUIDPlus: {}, imap.CapNamespace: {}}
+	}
 	s.srv = imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return mem.NewSession(), nil, nil
+			if q == (Quirks{TLS: q.TLS}) {
+				return mem.NewSession(), nil, nil
+			}
+			return &quirkSession{SessionIMAP4rev2: mem.NewSession().(imapserver.SessionIMAP4rev2), q: q}, nil, nil
 		},
-		Caps: imap.CapSet{
-			imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {},
-			imap.CapUIDPlus: {}, imap.CapMove: {}, imap.CapNamespace: {},
-		},
+		Caps:         caps,
+		TLSConfig:    q.TLS,
 		InsecureAuth: true,
 		Logger:       log.New(discard{}, "", 0),
 	})
