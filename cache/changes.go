@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"mailfs/remote"
@@ -57,12 +58,20 @@ func (a *Account) MoveOne(ctx context.Context, ref remote.Ref, dest string) (rem
 }
 
 // Append implements remote.Appender.
-func (a *Account) Append(ctx context.Context, folder string, body []byte, date time.Time, flags []string) (uint32, uint32, error) {
+func (a *Account) Append(ctx context.Context, folder string, body io.ReaderAt, size int64, date time.Time, flags []string) (uint32, uint32, error) {
 	ap, err := ability[remote.Appender](a, "append")
 	if err != nil {
 		return 0, 0, err
 	}
-	return ap.Append(ctx, folder, body, date, flags)
+	return ap.Append(ctx, folder, body, size, date, flags)
+}
+
+// AppendLimit implements remote.AppendLimiter: the inner account's.
+func (a *Account) AppendLimit() int64 {
+	if l, ok := a.inner.(remote.AppendLimiter); ok {
+		return l.AppendLimit()
+	}
+	return 0
 }
 
 // SetFlags implements remote.FlagSetter. Flags are not cached apart from

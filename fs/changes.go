@@ -1,9 +1,11 @@
 package fs
 
 import (
-	"bytes"
 	"context"
+	"errors"
+	"io"
 	"net/mail"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,8 +29,19 @@ var (
 	_ fusefs.NodeCreater  = (*folderNode)(nil)
 )
 
-// maxDraft bounds a message written through the mount.
+// maxDraft bounds a message written through the mount when the server
+// says nothing of its own limit (IMAP APPENDLIMIT).
 const maxDraft = 256 << 20
+
+// draftLimit is the largest message that can be written into a folder.
+func (f *FS) draftLimit() int64 {
+	if l, ok := can[remote.AppendLimiter](f.acct); ok {
+		if n := l.AppendLimit(); n > 0 {
+			return n
+		}
+	}
+	return maxDraft
+}
 
 // can returns acct as T when the account behind it, through decorators
 // like the cache (which have every method but pass them on), really has the
@@ -72,6 +85,9 @@ func (n *folderNode) message(ctx context.Context, name string) (*dirInfo, *msgSt
 		return nil, nil, toErrno(n.fs.log, "lookup", err)
 	}
 	key, ok := messageKey(name)
+	if !ok && d.folder != "" && isShortened(name) {
+		key, ok = n.fs.folder(d.folder).shortKey(name)
+	}
 	if !ok || d.folder == "" {
 		return d, nil, 0
 	}
@@ -151,7 +167,7 @@ func (n *folderNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 
 // childDir returns the child directory name of n.
 func (n *folderNode) childDir(ctx context.Context, name string) (*dirInfo, syscall.Errno) {
-	if _, ok := unescapeSegment(name); !ok {
+	if !dirName(name) {
 		return nil, syscall.ENOENT
 	}
 	dirs, err := n.fs.tree(ctx)
@@ -188,6 +204,10 @@ func (n *folderNode) Mkdir(ctx context.Context, name string, mode uint32, out *f
 	}
 	if d.server != "" && d.delim == "" {
 		return nil, syscall.EPERM // a flat server: no folders inside folders
+	}
+	if d.delim != "" && strings.Contains(seg, d.delim) {
+		// The server would take x.y for y inside x: never split a name.
+		return nil, syscall.EINVAL
 	}
 	fe, ok := can[remote.FolderEditor](f.acct)
 	if !ok {
@@ -273,6 +293,9 @@ func (n *folderNode) Rename(ctx context.Context, name string, newParent fusefs.I
 	if err != nil {
 		return toErrno(f.log, "rename", err)
 	}
+	if nd.delim != "" && strings.Contains(seg, nd.delim) {
+		return syscall.EINVAL // the server's delimiter: never split a name
+	}
 	if strings.HasPrefix(joinPath(np.path, newName)+"/", child.path+"/") {
 		return syscall.EINVAL // into itself
 	}
@@ -312,14 +335,23 @@ func (n *folderNode) Create(ctx context.Context, name string, flags uint32, mode
 	if _, ok := can[remote.Appender](f.acct); !ok {
 		return nil, nil, 0, syscall.EPERM
 	}
+	spool, err := os.CreateTemp(f.opts.SpoolDir, "draft-*")
+	if err != nil {
+		f.log.Warn("mailfs: no spool file for a new message", "dir", f.opts.SpoolDir, "err", err)
+		return nil, nil, 0, syscall.EIO
+	}
+	// Unlinked at once: the bytes live as long as the draft, and nothing
+	// is left behind after a crash.
+	os.Remove(spool.Name())
 	s := f.folder(d.folder)
-	dr := &draftNode{folder: s, name: name, parent: n, created: time.Now()}
+	dr := &draftNode{folder: s, name: name, parent: n, created: time.Now(), spool: spool, limit: f.draftLimit()}
 	s.mu.Lock()
 	if s.drafts == nil {
 		s.drafts = map[string]*draftNode{}
 	}
 	if _, exists := s.drafts[name]; exists {
 		s.mu.Unlock()
+		spool.Close()
 		return nil, nil, 0, syscall.EEXIST
 	}
 	s.drafts[name] = dr
@@ -351,24 +383,36 @@ func (s *folderState) draft(name string) *draftNode {
 	return s.drafts[name]
 }
 
-// draftNode is a file being written into a folder: its bytes are kept
-// until it is closed, then APPENDed; it then leaves the directory, and the
-// message shows under its UID.
+// draftNode is a file being written into a folder. Its bytes are spooled
+// to an unlinked temporary file (mode 0600, in Options.SpoolDir), never
+// held in memory, until it is closed; then it is APPENDed, streamed from
+// that file, leaves the directory, and the message shows under its UID.
+//
+// A draft that a write failed for (too large, no space) or whose writer
+// was killed before closing it is never appended: a partial message must
+// not reach the server.
 type draftNode struct {
 	fusefs.Inode
 	folder  *folderState
 	parent  *folderNode
 	name    string
 	created time.Time
+	limit   int64 // the largest message the server takes
 
-	commitMu sync.Mutex // one APPEND at a time; taken before mu, never inside it
+	// commitMu orders the content: writes and truncations, and the APPEND
+	// that streams it, hold it, so an upload never sends a mix of two
+	// versions. Taken before mu, never inside it; rm and stat take only
+	// mu, so they never wait for an upload.
+	commitMu sync.Mutex
 
 	mu       sync.Mutex // protects the fields below; never held across the network
-	data     []byte
-	appended bool       // data is on the server as it stands
-	prev     remote.Ref // the message appended last, replaced when more is written
-	dropped  bool       // unlinked before it was appended
-	failed   bool       // the last append failed, and close said so
+	spool    *os.File   // the bytes; nil once released
+	size     int64
+	appended bool          // the spool is on the server as it stands
+	prev     remote.Ref    // the message appended last, replaced when more is written
+	dropped  bool          // unlinked before it was appended
+	failed   bool          // the last append failed, and close said so
+	broken   syscall.Errno // a write failed (or the writer was killed): never appended
 }
 
 type draftHandle struct{}
@@ -385,7 +429,7 @@ var (
 
 func (dr *draftNode) fillAttr(a *fuse.Attr) {
 	dr.mu.Lock()
-	size := len(dr.data)
+	size := dr.size
 	dr.mu.Unlock()
 	opts := &dr.folder.fs.opts
 	a.Mode = syscall.S_IFREG | 0o644
@@ -405,59 +449,127 @@ func (dr *draftNode) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fus
 // and times (cp -p): they have no place in a message.
 func (dr *draftNode) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	if size, ok := in.GetSize(); ok {
-		if size > maxDraft {
-			return syscall.EFBIG
+		dr.commitMu.Lock()
+		errno := dr.truncate(int64(size))
+		dr.commitMu.Unlock()
+		if errno != 0 {
+			return errno
 		}
-		dr.mu.Lock()
-		dr.appended = false
-		if int(size) <= len(dr.data) {
-			dr.data = dr.data[:size]
-		} else {
-			dr.data = append(dr.data, make([]byte, int(size)-len(dr.data))...)
-		}
-		dr.mu.Unlock()
 	}
 	dr.fillAttr(&out.Attr)
 	return 0
 }
 
+func (dr *draftNode) truncate(size int64) syscall.Errno {
+	dr.mu.Lock()
+	defer dr.mu.Unlock()
+	if dr.spool == nil {
+		return syscall.EBADF
+	}
+	if size > dr.limit {
+		return dr.breakWith(syscall.EFBIG, "too large", size)
+	}
+	if err := dr.spool.Truncate(size); err != nil {
+		return dr.breakWith(errnoOf(err), err.Error(), size)
+	}
+	dr.size = size
+	dr.appended = false
+	return 0
+}
+
+// breakWith marks the draft as never to be appended; dr.mu is held.
+func (dr *draftNode) breakWith(errno syscall.Errno, why string, at int64) syscall.Errno {
+	if dr.broken == 0 {
+		dr.folder.fs.log.Warn("mailfs: a file being written into a folder failed; it will not be appended",
+			"folder", dr.folder.name, "file", dr.name, "reason", why, "offset", at, "limit", dr.limit)
+	}
+	dr.broken = errno
+	return errno
+}
+
+// errnoOf is the errno of a failed file operation, EIO if it has none.
+func errnoOf(err error) syscall.Errno {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno
+	}
+	return syscall.EIO
+}
+
 func (dr *draftNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
 	dr.mu.Lock()
 	defer dr.mu.Unlock()
+	if dr.spool == nil {
+		return nil, 0, syscall.ENOENT
+	}
 	return &draftHandle{}, fuse.FOPEN_DIRECT_IO, 0
 }
 
 func (dr *draftNode) Read(ctx context.Context, fh fusefs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	dr.mu.Lock()
 	defer dr.mu.Unlock()
-	if off >= int64(len(dr.data)) {
+	if dr.spool == nil {
+		return nil, syscall.EBADF
+	}
+	if off >= dr.size {
 		return fuse.ReadResultData(nil), 0
 	}
-	end := min(off+int64(len(dest)), int64(len(dr.data)))
-	return fuse.ReadResultData(bytes.Clone(dr.data[off:end])), 0
+	n, err := dr.spool.ReadAt(dest[:min(int64(len(dest)), dr.size-off)], off)
+	if err != nil && err != io.EOF {
+		return nil, errnoOf(err)
+	}
+	return fuse.ReadResultData(dest[:n]), 0
 }
 
 func (dr *draftNode) Write(ctx context.Context, fh fusefs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
+	dr.commitMu.Lock()
+	defer dr.commitMu.Unlock()
 	dr.mu.Lock()
 	defer dr.mu.Unlock()
+	if dr.spool == nil {
+		return 0, syscall.EBADF
+	}
+	end := off + int64(len(data))
+	if end > dr.limit {
+		return 0, dr.breakWith(syscall.EFBIG, "too large", end)
+	}
+	if _, err := dr.spool.WriteAt(data, off); err != nil {
+		return 0, dr.breakWith(errnoOf(err), err.Error(), off)
+	}
 	// Written after an append (a shell's `exec 3>f; echo a >&3; echo b >&3`
 	// closes a duplicate after each command): the next flush appends the
 	// whole and deletes the earlier message.
 	dr.appended = false
-	end := off + int64(len(data))
-	if end > maxDraft {
-		return 0, syscall.EFBIG
-	}
-	if end > int64(len(dr.data)) {
-		dr.data = append(dr.data, make([]byte, end-int64(len(dr.data)))...)
-	}
-	copy(dr.data[off:], data)
+	dr.size = max(dr.size, end)
 	return uint32(len(data)), 0
 }
 
 // Flush implements fusefs.NodeFlusher: close(2) of a written draft
-// APPENDs it, so that an error reaches the program that wrote it.
+// APPENDs it, so that an error reaches the program that wrote it. A
+// program killed with the file open closes it too, on its way out: then
+// what it wrote is incomplete, and is not appended; a version appended at
+// an earlier close of a duplicate descriptor (a shell's `exec 3>f; echo a
+// >&3`) is deleted again.
 func (dr *draftNode) Flush(ctx context.Context, fh fusefs.FileHandle) syscall.Errno {
+	if caller, ok := fuse.FromContext(ctx); ok && killed(caller.Pid) {
+		dr.commitMu.Lock()
+		defer dr.commitMu.Unlock()
+		dr.mu.Lock()
+		dr.breakWith(syscall.EINTR, "the writer was killed before it closed the file", dr.size)
+		prev := dr.prev
+		dr.prev = remote.Ref{}
+		dr.mu.Unlock()
+		if prev.UID != 0 {
+			f := dr.folder.fs
+			if del, ok := can[remote.Deleter](f.acct); ok {
+				err := del.Delete(context.Background(), []remote.Ref{prev})
+				f.log.Warn("mailfs: the writer of a file was killed; the version appended at an earlier close is deleted",
+					"folder", dr.folder.name, "file", dr.name, "uid", prev.UID, "err", err)
+			}
+			dr.folder.invalidate()
+		}
+		return syscall.EINTR
+	}
 	return dr.commit(ctx)
 }
 
@@ -474,19 +586,25 @@ func (dr *draftNode) Release(ctx context.Context, fh fusefs.FileHandle) syscall.
 	return 0
 }
 
-// commit APPENDs the draft once, if it has data.
+// commit APPENDs the draft once, if it has data and no write failed.
 func (dr *draftNode) commit(ctx context.Context) syscall.Errno {
-	// One commit at a time; dr.mu is not held across the network, so that
-	// rm, stat and writes of the draft (and the folder's lock, which rm
-	// takes first) never wait for an upload.
+	// One commit at a time, and no write while it streams; dr.mu is not
+	// held across the network, so that rm and stat of the draft (and the
+	// folder's lock, which rm takes first) never wait for an upload.
 	dr.commitMu.Lock()
 	defer dr.commitMu.Unlock()
 	dr.mu.Lock()
-	if dr.appended || dr.dropped || len(dr.data) == 0 {
+	if dr.broken != 0 {
+		errno := dr.broken
+		dr.failed = true
+		dr.mu.Unlock()
+		return errno
+	}
+	if dr.appended || dr.dropped || dr.size == 0 || dr.spool == nil {
 		dr.mu.Unlock()
 		return 0
 	}
-	data := bytes.Clone(dr.data)
+	spool, size := dr.spool, dr.size
 	prev := dr.prev
 	dr.mu.Unlock()
 
@@ -497,17 +615,17 @@ func (dr *draftNode) commit(ctx context.Context) syscall.Errno {
 		return syscall.EPERM
 	}
 	var date time.Time
-	if m, err := mail.ReadMessage(bytes.NewReader(data)); err == nil {
+	if m, err := mail.ReadMessage(io.NewSectionReader(spool, 0, min(size, 256<<10))); err == nil {
 		if d, err := m.Header.Date(); err == nil {
 			date = d
 		}
 	}
-	uid, validity, err := ap.Append(ctx, dr.folder.name, data, date, nil)
+	uid, validity, err := ap.Append(ctx, dr.folder.name, spool, size, date, nil)
 	if err != nil {
 		dr.fail()
 		return toErrno(f.log, "append to "+dr.folder.name, err)
 	}
-	f.log.Info("appended", "folder", dr.folder.name, "file", dr.name, "uid", uid, "bytes", len(data))
+	f.log.Info("appended", "folder", dr.folder.name, "file", dr.name, "uid", uid, "bytes", size)
 	if prev.UID != 0 {
 		// The earlier version of this file, superseded by this one.
 		if del, ok := can[remote.Deleter](f.acct); ok {
@@ -521,8 +639,7 @@ func (dr *draftNode) commit(ctx context.Context) syscall.Errno {
 	if uid != 0 {
 		dr.prev = remote.Ref{Folder: dr.folder.name, UIDValidity: validity, UID: uid, Key: strconv.FormatUint(uint64(uid), 10)}
 	}
-	// Written to meanwhile: the next flush appends again.
-	dr.appended = bytes.Equal(dr.data, data)
+	dr.appended = true // no write can have come in: commitMu
 	dr.failed = false
 	dr.mu.Unlock()
 	dr.folder.invalidate()
@@ -537,8 +654,9 @@ func (dr *draftNode) fail() {
 	dr.mu.Unlock()
 }
 
-// finish ends a draft at its last close: it leaves the directory, and the
-// message shows as <uid>.eml at the next listing.
+// finish ends a draft at its last close: it leaves the directory, its
+// spool is released, and the message shows as <uid>.eml at the next
+// listing.
 func (dr *draftNode) finish() {
 	s := dr.folder
 	s.mu.Lock()
@@ -546,6 +664,50 @@ func (dr *draftNode) finish() {
 		delete(s.drafts, dr.name)
 	}
 	s.mu.Unlock()
+	dr.release()
 	s.invalidate()
 	go dr.parent.NotifyEntry(dr.name)
+}
+
+// release closes the spool file.
+func (dr *draftNode) release() {
+	dr.commitMu.Lock()
+	defer dr.commitMu.Unlock()
+	dr.mu.Lock()
+	defer dr.mu.Unlock()
+	if dr.spool != nil {
+		dr.spool.Close()
+		dr.spool = nil
+	}
+}
+
+// killed reports whether process pid is exiting because a signal killed
+// it: the kernel closes a killed program's files on its way out (and FUSE
+// sends FLUSH), with PF_EXITING set and the signal in its exit code.
+func killed(pid uint32) bool {
+	if pid == 0 {
+		return false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(pid), 10) + "/stat")
+	if err != nil {
+		return false
+	}
+	return statKilled(string(b))
+}
+
+// statKilled reads /proc/PID/stat: field 9 is the task's flags (PF_EXITING
+// = 0x4), field 52 its exit code (the signal in the low 7 bits).
+func statKilled(stat string) bool {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return false
+	}
+	f := strings.Fields(stat[i+1:]) // f[0] is field 3
+	if len(f) < 50 {
+		return false
+	}
+	flags, err1 := strconv.ParseUint(f[9-3], 10, 64)
+	code, err2 := strconv.ParseInt(f[52-3], 10, 64)
+	const pfExiting = 0x4
+	return err1 == nil && err2 == nil && flags&pfExiting != 0 && code&0x7f != 0
 }

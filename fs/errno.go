@@ -29,6 +29,10 @@ func toErrno(log *slog.Logger, op string, err error) syscall.Errno {
 		return syscall.EEXIST
 	case errors.Is(err, remote.ErrUnsupported):
 		return syscall.ENOTSUP
+	case errors.Is(err, remote.ErrInvalid):
+		return syscall.EINVAL
+	case errors.Is(err, remote.ErrTooLarge):
+		return syscall.EFBIG
 	case errors.Is(err, os.ErrPermission):
 		return syscall.EACCES
 	case errors.Is(err, context.Canceled):

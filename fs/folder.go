@@ -19,19 +19,23 @@ type folderState struct {
 	fs   *FS
 	name string
 
-	mu          sync.Mutex // protects the fields below
-	listedAt    time.Time
-	validity    uint32
-	order       []*msgState           // display order (ascending UID)
-	byKey       map[string]*msgState  // current messages by key
-	refreshing  chan struct{}         // closed when the running List ends
-	listErr     error                 // why the last List failed
-	stale       bool                  // a change made here: list again at the next look
-	gen         uint64                // counts changes made here; a listing fetched across one is stale
-	aliases     map[string]alias      // names mv gave moved messages, until listings show their UIDs
-	drafts      map[string]*draftNode // files being written, appended when closed
-	lastOpen    int                   // index in order of the last message opened, for read-ahead
-	prefetching int                   // read-ahead batches in flight
+	mu           sync.Mutex // protects the fields below
+	listedAt     time.Time
+	validity     uint32
+	order        []*msgState           // display order (ascending UID)
+	byKey        map[string]*msgState  // current messages by key
+	refreshing   chan struct{}         // closed when the running List ends
+	refreshStart time.Time             // when it began
+	listErr      error                 // why the last List failed
+	failures     int                   // failed Lists in a row
+	retryAt      time.Time             // no List before this, after a failure
+	stale        bool                  // a change made here: list again at the next look
+	gen          uint64                // counts changes made here; a listing fetched across one is stale
+	short        map[string]string     // keys of messages whose names were shortened, by name
+	aliases      map[string]alias      // names mv gave moved messages, until listings show their UIDs
+	drafts       map[string]*draftNode // files being written, appended when closed
+	lastOpen     int                   // index in order of the last message opened, for read-ahead
+	prefetching  int                   // read-ahead batches in flight
 }
 
 // noteOpen records that ms is being opened and reports whether reading
@@ -45,29 +49,55 @@ func (s *folderState) noteOpen(ms *msgState) bool {
 	return seq
 }
 
-// listing returns the current messages, fetching the listing when there is
-// none or it is older than maxAge. A failed refresh keeps serving the old
-// listing (and logs), so a server that went away does not empty the folder.
+// listing returns the current messages. A missing listing is fetched and
+// waited for; one older than maxAge is fetched in the background and, when
+// that takes more than refreshWait, served as it is meanwhile: a stalled
+// server must not hold `ls` or `cat` of what is known already. A listing a
+// change made here outdated (stale) is waited for. After a failed fetch, no
+// other is started before a backoff has passed: a server that is down is not
+// asked on every system call. A failed refresh keeps the listing there was.
 func (s *folderState) listing(ctx context.Context, maxAge time.Duration) ([]*msgState, error) {
 	s.mu.Lock()
 	have := !s.listedAt.IsZero()
-	if have && ((!s.stale && time.Since(s.listedAt) < maxAge) || s.refreshing != nil) {
+	old := have && time.Since(s.listedAt) >= maxAge
+	if have && !s.stale && !old {
 		order := s.order
 		s.mu.Unlock()
 		return order, nil
 	}
 	ch := s.refreshing
 	if ch == nil {
+		if time.Now().Before(s.retryAt) {
+			// Backing off after a failure.
+			order, err := s.order, s.listErr
+			s.mu.Unlock()
+			if have {
+				return order, nil
+			}
+			return nil, err
+		}
 		ch = make(chan struct{})
 		s.refreshing = ch
+		s.refreshStart = time.Now()
 		go s.refresh(ch, s.gen, have)
 	}
+	// Only old (and not asked for fresh, maxAge 0): wait a little for the
+	// refresh, counted from its start, then serve it.
+	wait := have && !s.stale && maxAge > 0
+	start := s.refreshStart
 	s.mu.Unlock()
+	var timer <-chan time.Time
+	if wait {
+		t := time.NewTimer(time.Until(start.Add(refreshWait)))
+		defer t.Stop()
+		timer = t.C
+	}
 	// The fetch belongs to every waiter and runs on the background context;
 	// each caller, the one that started it too, stops waiting when its own
 	// request is interrupted.
 	select {
 	case <-ch:
+	case <-timer:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -79,8 +109,13 @@ func (s *folderState) listing(ctx context.Context, maxAge time.Duration) ([]*msg
 	return s.order, nil
 }
 
+// refreshWait is how long a request waits for the refresh of a listing
+// that is only old before it is served the old one.
+const refreshWait = 500 * time.Millisecond
+
 // refresh fetches the listing and installs it, then closes ch. A failure
-// keeps the listing there was (logged), or is listErr when there was none.
+// keeps the listing there was (logged), or is listErr when there was none,
+// and backs off.
 func (s *folderState) refresh(ch chan struct{}, gen uint64, have bool) {
 	lctx, cancel := context.WithTimeout(s.fs.bg, 10*time.Minute)
 	lst, err := s.fs.acct.List(lctx, s.name)
@@ -93,6 +128,11 @@ func (s *folderState) refresh(ch chan struct{}, gen uint64, have bool) {
 		if s.gen != gen {
 			s.stale = true // changed while the listing was on its way
 		}
+		s.failures = 0
+		s.retryAt = time.Time{}
+	} else {
+		s.failures++
+		s.retryAt = time.Now().Add(backoff(s.failures))
 	}
 	s.listErr = err
 	close(ch)
@@ -101,6 +141,12 @@ func (s *folderState) refresh(ch chan struct{}, gen uint64, have bool) {
 		s.fs.log.Warn("mailfs: listing refresh failed, keeping the old one", "folder", s.name, "err", err)
 	}
 	s.fs.forget(removed)
+}
+
+// backoff is the wait after the n-th failure in a row: 2 s, doubling, at
+// most a minute.
+func backoff(n int) time.Duration {
+	return min(2*time.Second<<min(n-1, 5), time.Minute)
 }
 
 // apply installs a new listing and returns the messages that left. Called
@@ -115,6 +161,7 @@ func (s *folderState) apply(lst *remote.Listing) (removed []*msgState) {
 	}
 	next := make(map[string]*msgState, len(lst.Messages))
 	order := make([]*msgState, 0, len(lst.Messages))
+	short := map[string]string{}
 	for _, m := range lst.Messages {
 		if hasFlag(m.Flags, `\Deleted`) {
 			continue // deleted (by rm here or elsewhere), awaiting expunge: hidden
@@ -137,6 +184,9 @@ func (s *folderState) apply(lst *remote.Listing) (removed []*msgState) {
 		ms.index = len(order)
 		next[m.Key] = ms
 		order = append(order, ms)
+		if isShortened(ms.name) {
+			short[ms.name] = m.Key
+		}
 	}
 	for k, ms := range s.byKey {
 		if _, ok := next[k]; !ok {
@@ -145,6 +195,7 @@ func (s *folderState) apply(lst *remote.Listing) (removed []*msgState) {
 	}
 	s.byKey = next
 	s.order = order
+	s.short = short
 	s.listedAt = time.Now()
 	s.stale = false
 	return removed
@@ -171,6 +222,23 @@ func (s *folderState) lookup(ctx context.Context, key string) (*msgState, error)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.byKey[key], nil
+}
+
+// dirName reports whether name can be a directory's: the escaped form of
+// a folder name, or a long one shortened.
+func dirName(name string) bool {
+	if _, ok := unescapeSegment(name); ok {
+		return true
+	}
+	return isShortened(name) && !strings.HasSuffix(name, ".eml")
+}
+
+// shortKey returns the key of the message listed under a shortened name.
+func (s *folderState) shortKey(name string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key, ok := s.short[name]
+	return key, ok
 }
 
 func isDigits(s string) bool {
@@ -279,7 +347,11 @@ func (n *folderNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut
 			return dr.EmbeddedInode(), 0
 		}
 	}
-	if key, ok := messageKey(name); ok {
+	key, ok := messageKey(name)
+	if !ok && d.folder != "" && isShortened(name) && strings.HasSuffix(name, ".eml") {
+		key, ok = n.fs.folder(d.folder).shortKey(name)
+	}
+	if ok {
 		if d.folder == "" {
 			return nil, syscall.ENOENT
 		}
@@ -303,7 +375,7 @@ func (n *folderNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut
 		ms.setEntry(&n.Inode)
 		return child, 0
 	}
-	if _, ok := unescapeSegment(name); !ok {
+	if !dirName(name) {
 		return nil, syscall.ENOENT
 	}
 	p := name
@@ -320,6 +392,33 @@ func (n *folderNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut
 	child := &folderNode{fs: n.fs, path: p}
 	child.fillDir(&out.Attr)
 	return n.NewInode(ctx, child, fusefs.StableAttr{Mode: syscall.S_IFDIR, Ino: dirIno(p)}), 0
+}
+
+var _ fusefs.NodeOpendirer = (*folderNode)(nil)
+
+// Opendir implements fusefs.NodeOpendirer: a folder's listing is fetched
+// here, so that a folder the server will not open is an error at opendir
+// (EIO, logged), not an empty directory: ENOENT from readdir reads as its
+// end. A folder the server says is gone is ENOENT, and leaves the tree.
+func (n *folderNode) Opendir(ctx context.Context) syscall.Errno {
+	d, err := n.dir(ctx)
+	if err != nil {
+		return toErrno(n.fs.log, "opendir", err)
+	}
+	if d.folder == "" {
+		return 0
+	}
+	if _, err := n.fs.folder(d.folder).listing(ctx, n.fs.opts.PollInterval); err != nil {
+		errno := toErrno(n.fs.log, "opendir "+d.folder, err)
+		if errno == syscall.ENOENT {
+			n.fs.invalidateTree()
+			if name, parent := n.Parent(); parent != nil {
+				go parent.NotifyEntry(name)
+			}
+		}
+		return errno
+	}
+	return 0
 }
 
 // Readdir implements fusefs.NodeReaddirer: child folders, then messages in

@@ -38,6 +38,9 @@ type Options struct {
 	MemoryCache int64
 	// ReadOnly refuses every change with EROFS, sending nothing.
 	ReadOnly bool
+	// SpoolDir holds the files being written into folders until they are
+	// appended (default: the system's temporary directory).
+	SpoolDir string
 }
 
 func (o *Options) setDefaults() {
@@ -65,6 +68,9 @@ func (o *Options) setDefaults() {
 	if o.MemoryCache <= 0 {
 		o.MemoryCache = 128 << 20
 	}
+	if o.SpoolDir == "" {
+		o.SpoolDir = os.TempDir()
+	}
 }
 
 // FS is one mounted account.
@@ -82,12 +88,17 @@ type FS struct {
 	bg     context.Context
 	cancel context.CancelFunc
 
-	mu         sync.Mutex              // protects dirs, listedAt, folders, refreshing
+	mu         sync.Mutex              // protects the fields below
 	dirs       map[string]*dirInfo     // by escaped path ("" is the root)
 	folders    map[string]*folderState // by server folder name
 	listedAt   time.Time
 	refreshing chan struct{} // closed when the running folder-list fetch ends
 	treeErr    error         // why the last folder-list fetch failed
+	// treeFailures counts failed folder-list fetches in a row; none starts
+	// before treeRetry.
+	treeFailures int
+	treeRetry    time.Time
+	treeStart    time.Time // when the running folder-list fetch began
 }
 
 // dirInfo is one directory of the tree.
@@ -151,25 +162,46 @@ func (f *FS) MountOptions(name string) *fusefs.Options {
 }
 
 // tree returns the directory tree, fetching the folder list when it is
-// missing or older than the poll interval. A failed refresh keeps the old
+// missing. One older than the poll interval is fetched in the background
+// and served meanwhile when that takes more than refreshWait; one a change
+// here outdated (listedAt zero) is waited for. After a failed fetch none
+// other starts before a backoff has passed. A failed refresh keeps the old
 // tree when there is one.
 func (f *FS) tree(ctx context.Context) (map[string]*dirInfo, error) {
 	f.mu.Lock()
-	fresh := f.dirs != nil && time.Since(f.listedAt) < f.opts.PollInterval
-	if fresh || (f.dirs != nil && f.refreshing != nil) {
+	have := f.dirs != nil
+	if have && time.Since(f.listedAt) < f.opts.PollInterval {
 		dirs := f.dirs
 		f.mu.Unlock()
 		return dirs, nil
 	}
 	ch := f.refreshing
 	if ch == nil {
+		if time.Now().Before(f.treeRetry) {
+			dirs, err := f.dirs, f.treeErr
+			f.mu.Unlock()
+			if have {
+				return dirs, nil
+			}
+			return nil, err
+		}
 		ch = make(chan struct{})
 		f.refreshing = ch
+		f.treeStart = time.Now()
 		go f.refreshTree(ch)
 	}
+	wait := have && !f.listedAt.IsZero()
+	start := f.treeStart
 	f.mu.Unlock()
+	var timer <-chan time.Time
+	if wait {
+		t := time.NewTimer(time.Until(start.Add(refreshWait)))
+		defer t.Stop()
+		timer = t.C
+	}
 	select {
 	case <-ch:
+	case <-timer:
 	case <-ctx.Done():
 		return nil, ctx.Err() // the fetch goes on for the others
 	}
@@ -183,7 +215,7 @@ func (f *FS) tree(ctx context.Context) (map[string]*dirInfo, error) {
 
 // refreshTree fetches the folder list and builds the tree, then closes ch.
 // A failure keeps the tree there was (logged), or is treeErr when there was
-// none.
+// none, and backs off.
 func (f *FS) refreshTree(ch chan struct{}) {
 	fctx, cancel := context.WithTimeout(f.bg, 5*time.Minute)
 	folders, err := f.acct.Folders(fctx)
@@ -195,8 +227,14 @@ func (f *FS) refreshTree(ch chan struct{}) {
 	if err == nil {
 		f.dirs = buildTree(folders)
 		f.listedAt = time.Now()
-	} else if f.dirs != nil {
-		f.log.Warn("mailfs: folder list refresh failed, keeping the old one", "err", err)
+		f.treeFailures = 0
+		f.treeRetry = time.Time{}
+	} else {
+		f.treeFailures++
+		f.treeRetry = time.Now().Add(backoff(f.treeFailures))
+		if f.dirs != nil {
+			f.log.Warn("mailfs: folder list refresh failed, keeping the old one", "err", err)
+		}
 	}
 	close(ch)
 }

@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -107,13 +108,13 @@ func (c *counting) Move(ctx context.Context, refs []remote.Ref, dest string) err
 	return m.Move(ctx, refs, dest)
 }
 
-func (c *counting) Append(ctx context.Context, folder string, body []byte, date time.Time, flags []string) (uint32, uint32, error) {
+func (c *counting) Append(ctx context.Context, folder string, body io.ReaderAt, size int64, date time.Time, flags []string) (uint32, uint32, error) {
 	c.changes.Add(1)
 	a, ok := c.inner.(remote.Appender)
 	if !ok {
 		return 0, 0, remote.ErrUnsupported
 	}
-	return a.Append(ctx, folder, body, date, flags)
+	return a.Append(ctx, folder, body, size, date, flags)
 }
 
 func (c *counting) SetFlags(ctx context.Context, ref remote.Ref, flags []string) error {

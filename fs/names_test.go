@@ -1,6 +1,10 @@
 package fs
 
-import "testing"
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
 
 func TestEscapeSegment(t *testing.T) {
 	tests := []struct{ in, want string }{
@@ -65,6 +69,43 @@ func TestMessageFileName(t *testing.T) {
 	for _, name := range []string{"4711", ".eml", "a%2fb.eml", "%zz.eml", "Lists"} {
 		if got, ok := messageKey(name); ok {
 			t.Errorf("messageKey(%q): got %q, true, want rejected", name, got)
+		}
+	}
+}
+
+func TestControlAndLongNames(t *testing.T) {
+	for _, in := range []string{"tab\there", "esc\x1b[31m", "del\x7f", "bad\xffutf8", "Entwürfe"} {
+		got := escapeSegment(in)
+		for i := 0; i < len(got); i++ {
+			if got[i] < 0x20 || got[i] == 0x7f {
+				t.Errorf("escapeSegment(%q) = %q holds a control character", in, got)
+			}
+		}
+		if back, ok := unescapeSegment(got); !ok || back != in {
+			t.Errorf("unescapeSegment(%q) = %q, %v; want %q", got, back, ok, in)
+		}
+	}
+	if _, ok := unescapeSegment("raw\x01ctl"); ok {
+		t.Error("a raw control character is accepted as a canonical name")
+	}
+	long := strings.Repeat("ä", 3000)
+	for _, name := range []string{escapeSegment(long), messageFileName(long)} {
+		if len(name) > maxName || !utf8.ValidString(name) || !isShortened(name) {
+			t.Errorf("long name shortened to %d bytes %q (shortened form: %v)", len(name), name, isShortened(name))
+		}
+	}
+	if escapeSegment(long) == escapeSegment(long+"x") {
+		t.Error("two long names shortened to one")
+	}
+	if _, ok := messageKey(messageFileName(long)); ok {
+		t.Error("a shortened message name reads as a key")
+	}
+	if name := messageFileName(long); !strings.HasSuffix(name, ".eml") {
+		t.Errorf("shortened message name %q lacks .eml", name)
+	}
+	for _, short := range []string{"INBOX", "5.eml", "a%~0123", strings.Repeat("a", 300)} {
+		if isShortened(short) {
+			t.Errorf("isShortened(%q) = true", short)
 		}
 	}
 }

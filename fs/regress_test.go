@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -78,10 +79,10 @@ type slowAppend struct {
 	started chan struct{}
 }
 
-func (s *slowAppend) Append(ctx context.Context, folder string, body []byte, date time.Time, flags []string) (uint32, uint32, error) {
+func (s *slowAppend) Append(ctx context.Context, folder string, body io.ReaderAt, size int64, date time.Time, flags []string) (uint32, uint32, error) {
 	close(s.started)
 	<-s.release
-	return s.counting.Append(ctx, folder, body, date, flags)
+	return s.counting.Append(ctx, folder, body, size, date, flags)
 }
 
 // TestRmDuringAppend: rm of a file whose close is uploading it neither

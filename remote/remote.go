@@ -3,6 +3,7 @@ package remote
 import (
 	"context"
 	"errors"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -24,6 +25,12 @@ var (
 	ErrTLS = errors.New("tls")
 	// ErrProtocol: the server sent something that cannot be used.
 	ErrProtocol = errors.New("protocol error")
+	// ErrInvalid: a request names something that cannot be sent, such
+	// as a flag that is not an IMAP atom.
+	ErrInvalid = errors.New("invalid argument")
+	// ErrTooLarge: a message exceeds what the server accepts or what
+	// mailfs handles.
+	ErrTooLarge = errors.New("too large")
 )
 
 // Folder describes one folder of an account.
@@ -137,11 +144,19 @@ type OneMover interface {
 	MoveOne(ctx context.Context, ref Ref, dest string) (to Ref, err error)
 }
 
-// Appender is implemented by accounts that add messages (IMAP APPEND). It
+// Appender is implemented by accounts that add messages (IMAP APPEND). The
+// message is the size bytes of body from offset 0; it is read as it is sent
+// (and may be read more than once), never held whole in memory. Append
 // returns the new message's UID and the folder's UIDVALIDITY (0, 0 when the
 // server does not say: no UIDPLUS).
 type Appender interface {
-	Append(ctx context.Context, folder string, body []byte, date time.Time, flags []string) (uid, validity uint32, err error)
+	Append(ctx context.Context, folder string, body io.ReaderAt, size int64, date time.Time, flags []string) (uid, validity uint32, err error)
+}
+
+// AppendLimiter is implemented by appenders that know the largest message
+// the server accepts (IMAP APPENDLIMIT, RFC 7889); 0 means none is known.
+type AppendLimiter interface {
+	AppendLimit() int64
 }
 
 // FlagSetter is implemented by accounts whose messages carry flags (IMAP

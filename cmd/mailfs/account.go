@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"time"
 
 	"mailfs/cache"
@@ -21,6 +23,8 @@ type opened struct {
 	inner  remote.Account // nil offline
 	store  *cache.Store
 	cached *cache.Account
+	// spool holds files being written into folders until appended.
+	spool string
 }
 
 func (o *opened) Close() {
@@ -55,7 +59,7 @@ func openAccount(ctx context.Context, path, name string, offline bool, log *slog
 	if err != nil {
 		return nil, fail(exitConfig, "%v", err)
 	}
-	o := &opened{name: name, cfg: acct}
+	o := &opened{name: name, cfg: acct, spool: filepath.Join(dir, "spool")}
 	if !offline {
 		if o.inner, err = dialAccount(ctx, acct, log); err != nil {
 			return nil, err
@@ -79,6 +83,10 @@ func openAccount(ctx context.Context, path, name string, offline bool, log *slog
 		return nil, fail(exitConfig, "account %q: %v", name, err)
 	}
 	o.cached = o.store.Wrap(o.inner)
+	if err := os.MkdirAll(o.spool, 0o700); err != nil {
+		o.Close()
+		return nil, fail(exitConfig, "account %q: spool directory: %v", name, err)
+	}
 	return o, nil
 }
 

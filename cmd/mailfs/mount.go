@@ -55,7 +55,7 @@ func cmdMount(args []string, stdout, stderr io.Writer) error {
 	defer acct.Close()
 	// Offline, nothing can be sent: every change is refused like on a
 	// read-only mount.
-	opts := fs.Options{PollInterval: acct.cfg.PollInterval, Logger: log, ReadOnly: o.readOnly || o.offline}
+	opts := fs.Options{PollInterval: acct.cfg.PollInterval, Logger: log, ReadOnly: o.readOnly || o.offline, SpoolDir: acct.spool}
 	return serve(acct.cached, name, mountpoint, opts, stdout, stderr, log, func(ctx context.Context) {
 		if acct.cfg.Protocol == "pop3" && acct.inner != nil {
 			go downloadAll(ctx, acct, acct.cfg.DeleteAfterDownload, log)

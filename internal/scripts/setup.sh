@@ -2,7 +2,8 @@
 # Installs the Debian/Ubuntu packages mailfs needs, only when missing.
 #   setup.sh demo   fuse3 (fusermount3), for mounting
 #   setup.sh test   also dovecot-imapd, dovecot-pop3d and attr (getfattr),
-#                   for the tests' private Dovecot
+#                   for the tests' private Dovecot, and mailutils-imap4d
+#                   (GNU Mailutils' IMAP server, whose quirks tests meet)
 set -eu
 need=""
 command -v fusermount3 >/dev/null 2>&1 || need="$need fuse3"
@@ -11,6 +12,7 @@ if [ "${1:-demo}" = test ]; then
 	[ -x /usr/lib/dovecot/imap ] || need="$need dovecot-imapd"
 	[ -x /usr/lib/dovecot/pop3 ] || need="$need dovecot-pop3d"
 	command -v getfattr >/dev/null 2>&1 || need="$need attr"
+	command -v imap4d >/dev/null 2>&1 || [ -x /usr/sbin/imap4d ] || need="$need mailutils-imap4d"
 fi
 [ -z "$need" ] && exit 0
 echo "setup: installing$need"

@@ -81,6 +81,15 @@ type Account struct {
 
 	pmu     sync.Mutex // protects pending
 	pending map[string]*pendingExpunge
+
+	raw nameMap // folder names go-imap could not decode (wire.go)
+
+	// changeMu serializes the changes that safeStore checks, across the
+	// whole account: one of them must not take another's effect (a
+	// message flagged on another connection meanwhile) for the server's
+	// doing. It is held across network waits, by changes only: reads
+	// never take it.
+	changeMu sync.Mutex
 }
 
 var (
@@ -165,6 +174,7 @@ func (a *Account) dial(ctx context.Context) (*conn, error) {
 	dc := deadline.New(raw, a.cfg.Timeout, true)
 	end := dc.Begin(ctx)
 	defer end()
+	dc.SetLimit(commandLimit(a.cfg.Timeout))
 
 	opts := &imapclient.Options{
 		TLSConfig:   a.cfg.TLSConfig,
@@ -178,19 +188,16 @@ func (a *Account) dial(ctx context.Context) (*conn, error) {
 			raw.Close()
 			return nil, fmt.Errorf("imap: %s: %w: %v", a.cfg.Addr, remote.ErrTLS, err)
 		}
-		c = imapclient.New(tc, opts)
+		c = imapclient.New(newGuard(tc, dc, a), opts)
 	case TLSStartTLS:
-		c, err = imapclient.NewStartTLS(dc, opts)
+		tc, err := a.startTLS(dialCtx, dc)
 		if err != nil {
 			raw.Close()
-			var imapErr *imap.Error
-			if errors.As(err, &imapErr) {
-				return nil, fmt.Errorf("imap: %s refused STARTTLS (%v): %w: not falling back to plain text", a.cfg.Addr, imapErr, remote.ErrTLS)
-			}
-			return nil, fmt.Errorf("imap: %s: STARTTLS: %w: %v", a.cfg.Addr, remote.ErrTLS, err)
+			return nil, err
 		}
+		c = imapclient.New(newGuard(tc, dc, a), opts)
 	case TLSNone:
-		c = imapclient.New(dc, opts)
+		c = imapclient.New(newGuard(dc, dc, a), opts)
 	default:
 		raw.Close()
 		return nil, fmt.Errorf("imap: unknown tls mode %q", a.cfg.TLS)
@@ -199,9 +206,12 @@ func (a *Account) dial(ctx context.Context) (*conn, error) {
 		c.Close()
 		return nil, fmt.Errorf("imap: %s: greeting: %w: %v", a.cfg.Addr, remote.ErrUnavailable, err)
 	}
-	if err := a.login(c); err != nil {
-		c.Close()
-		return nil, err
+	// A PREAUTH greeting has logged the session in already.
+	if c.State() != imap.ConnStateAuthenticated {
+		if err := a.login(c); err != nil {
+			c.Close()
+			return nil, err
+		}
 	}
 	return &conn{c: c, dc: dc}, nil
 }
@@ -225,10 +235,11 @@ func (a *Account) login(c *imapclient.Client) error {
 	if err != nil {
 		var imapErr *imap.Error
 		if errors.As(err, &imapErr) {
-			// The server's text, never our password.
-			return fmt.Errorf("imap: login as %q: %w: %s", a.cfg.Username, remote.ErrAuth, imapErr.Text)
+			// The server's text, never our password: a server may echo
+			// the command, and its text reaches a terminal.
+			return fmt.Errorf("imap: login as %q: %w: %s", a.cfg.Username, remote.ErrAuth, a.serverText(imapErr.Text))
 		}
-		return fmt.Errorf("imap: login: %w: %v", remote.ErrUnavailable, err)
+		return fmt.Errorf("imap: login: %w: %s", remote.ErrUnavailable, a.serverText(err.Error()))
 	}
 	return nil
 }
@@ -279,6 +290,14 @@ func (a *Account) get(ctx context.Context, folder string) (*conn, error) {
 	a.mu.Unlock()
 	return cn, nil
 }
+
+// commandLimit is the overall time one request may take, besides the
+// timeout without progress: four timeouts, more for the literals and
+// listing rows it turns out to carry.
+func commandLimit(timeout time.Duration) time.Duration { return 4 * timeout }
+
+// perRow is the time a listing may take per message, beyond commandLimit.
+const perRow = time.Millisecond
 
 // idleCheck is how long a pooled connection may sit unused before it is
 // checked with a NOOP: after a laptop's sleep or a NAT timeout, a dead
@@ -352,6 +371,11 @@ func (a *Account) do(ctx context.Context, folder string, mode selMode, fn func(c
 		cn.sent = false
 		opening := false
 		end := cn.dc.Begin(ctx)
+		// Besides the timeout without progress, an overall limit: a
+		// server that trickles bytes cannot hold a request for ever.
+		// Literals announced extend it (wire.go), and so do the rows of
+		// a listing (List).
+		cn.dc.SetLimit(commandLimit(a.cfg.Timeout))
 		err = func() error {
 			if folder != "" {
 				opening = true
@@ -386,7 +410,7 @@ func (a *Account) do(ctx context.Context, folder string, mode selMode, fn func(c
 		}
 		raw := err
 		if cn.broken && !errors.Is(err, remote.ErrUnavailable) {
-			err = fmt.Errorf("imap: %w: %v", remote.ErrUnavailable, err)
+			err = fmt.Errorf("imap: %w: %w", remote.ErrUnavailable, err)
 		}
 		retry := isStale(err)
 		if opening || mode == selWrite {
@@ -410,7 +434,8 @@ func keepsConn(err error) bool {
 		return true
 	}
 	for _, e := range []error{remote.ErrNotFound, remote.ErrUIDValidity, remote.ErrProtocol,
-		remote.ErrNotEmpty, remote.ErrExists, remote.ErrUnsupported, remote.ErrReadOnly} {
+		remote.ErrNotEmpty, remote.ErrExists, remote.ErrUnsupported, remote.ErrReadOnly,
+		remote.ErrInvalid, remote.ErrTooLarge, errRefused} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -437,8 +462,19 @@ func (a *Account) open(cn *conn, folder string, rw, again bool) error {
 	data, err := cn.c.Select(folder, &imap.SelectOptions{ReadOnly: !rw}).Wait()
 	if err != nil {
 		var imapErr *imap.Error
-		if errors.As(err, &imapErr) && imapErr.Type == imap.StatusResponseTypeNo {
-			return fmt.Errorf("imap: folder %q: %w: %s", folder, remote.ErrNotFound, imapErr.Text)
+		if errors.As(err, &imapErr) {
+			// Only a folder the server says does not exist is not found;
+			// another refusal (no permission, a broken folder) is an
+			// error the user must see, not an empty folder.
+			text := a.serverText(imapErr.Text)
+			if imapErr.Code == imap.ResponseCodeNonExistent {
+				return fmt.Errorf("imap: folder %q: %w: %s", folder, remote.ErrNotFound, text)
+			}
+			// Many servers give no code: the folder list tells.
+			if f, lerr := listOne(cn, folder); lerr == nil && (f == nil || nonExistent(f)) {
+				return fmt.Errorf("imap: folder %q: %w: %s", folder, remote.ErrNotFound, text)
+			}
+			return fmt.Errorf("imap: the server refused to open folder %q: %s %s: %w", folder, imapErr.Type, text, errRefused)
 		}
 		return err
 	}
@@ -498,6 +534,7 @@ func (a *Account) List(ctx context.Context, folder string) (*remote.Listing, err
 		if cn.exists == 0 {
 			return nil
 		}
+		cn.dc.Extend(time.Duration(cn.exists) * perRow)
 		var set imap.UIDSet
 		set.AddRange(1, 0)
 		cmd := cn.c.Fetch(set, &imap.FetchOptions{UID: true, Flags: true, RFC822Size: true, InternalDate: true})
@@ -532,16 +569,21 @@ func (a *Account) List(ctx context.Context, folder string) (*remote.Listing, err
 					row.Date = item.Time
 					haveDate = true
 				case imapclient.FetchItemDataBodySection:
-					if item.Literal != nil {
-						if _, err := io.Copy(io.Discard, item.Literal); err != nil {
-							broken = true
-							return err
-						}
+					if err := drain(item.Literal); err != nil {
+						broken = true
+						return err
 					}
 				}
 			}
 			if row.UID == 0 {
+				a.log.Warn("imap: listing row without a UID, skipped", "folder", folder, "seq", msg.SeqNum)
 				continue
+			}
+			if row.Size < 0 || row.Size > maxNumber {
+				// Beyond IMAP's 32-bit numbers: no range can reach the
+				// end of it, so the size is learnt from the body.
+				a.log.Warn("imap: impossible RFC822.SIZE, taken as unknown", "folder", folder, "uid", row.UID, "size", row.Size)
+				row.Size = 0
 			}
 			if i, ok := rows[row.UID]; ok {
 				// A second response for one UID (an unsolicited flag
@@ -603,38 +645,60 @@ func (a *Account) fetchSection(ctx context.Context, ref remote.Ref, section *ima
 		if err := checkValidity(cn, ref); err != nil {
 			return err
 		}
-		found := false
-		cmd := cn.c.Fetch(imap.UIDSetNum(imap.UID(ref.UID)), &imap.FetchOptions{
-			UID:         true,
-			BodySection: []*imap.FetchItemBodySection{section},
-		})
-		var broken bool
-		defer closeFetch(cmd, &broken)
-		for {
-			msg := cmd.Next()
-			if msg == nil {
-				break
-			}
-			_, err := readSection(msg, func(uid uint32, lit imap.LiteralReader) error {
-				if uid != ref.UID || found {
-					return nil // not ours: drained by readSection
-				}
-				found = true
-				return consume(lit)
-			})
-			if err != nil {
-				broken = true
-				return err
-			}
-		}
-		if err := cmd.Close(); err != nil {
+		found, err := fetchOneSection(cn, ref.UID, section, consume)
+		if err != nil || found {
 			return err
 		}
-		if !found {
-			return fmt.Errorf("imap: %s/%d: %w", ref.Folder, ref.UID, remote.ErrNotFound)
+		// No answer for a listed UID: the session may not know of the
+		// message yet (Dovecot answers nothing for a UID appended since
+		// it last told this session the folder's size). A NOOP lets the
+		// server tell it; only if the message is still not there is it
+		// gone.
+		if err := a.catchUp(cn, ref); err != nil {
+			return err
 		}
-		return nil
+		found, err = fetchOneSection(cn, ref.UID, section, consume)
+		if err != nil || found {
+			return err
+		}
+		return fmt.Errorf("imap: %s/%d: %w", ref.Folder, ref.UID, remote.ErrNotFound)
 	})
+}
+
+// catchUp has the session learn what changed in its folder since it last
+// heard (NOOP).
+func (a *Account) catchUp(cn *conn, ref remote.Ref) error {
+	return cn.c.Noop().Wait()
+}
+
+// fetchOneSection is UID FETCH uid (UID BODY.PEEK[section]); consume gets
+// the literal of the response naming uid.
+func fetchOneSection(cn *conn, uid uint32, section *imap.FetchItemBodySection, consume func(lit imap.LiteralReader) error) (bool, error) {
+	found := false
+	cmd := cn.c.Fetch(imap.UIDSetNum(imap.UID(uid)), &imap.FetchOptions{
+		UID:         true,
+		BodySection: []*imap.FetchItemBodySection{section},
+	})
+	var broken bool
+	defer closeFetch(cmd, &broken)
+	for {
+		msg := cmd.Next()
+		if msg == nil {
+			break
+		}
+		_, err := readSection(cn, msg, func(got uint32, lit imap.LiteralReader) error {
+			if got != uid || found {
+				return nil // not ours: drained by readSection
+			}
+			found = true
+			return consume(lit)
+		})
+		if err != nil {
+			broken = true
+			return found, err
+		}
+	}
+	return found, cmd.Close()
 }
 
 // fetchOne fetches one section of one message into memory.
@@ -655,16 +719,32 @@ func (a *Account) fetchOne(ctx context.Context, ref remote.Ref, section *imap.Fe
 // StreamRange implements remote.RangeStreamer: one
 // BODY.PEEK[]<off.n>, delivered in pieces as it arrives.
 func (a *Account) StreamRange(ctx context.Context, ref remote.Ref, off, n, piece int64, fn func([]byte)) (int64, error) {
+	p, err := partial(off, n)
+	if err != nil {
+		return 0, err
+	}
 	var delivered int64
-	err := a.fetchSection(ctx, ref, &imap.FetchItemBodySection{Peek: true, Partial: &imap.SectionPartial{Offset: off, Size: n}},
+	err = a.fetchSection(ctx, ref, &imap.FetchItemBodySection{Peek: true, Partial: p},
 		func(lit imap.LiteralReader) error {
 			if lit == nil {
 				return nil
+			}
+			// A retry on a fresh connection (do) fetches the range again
+			// from off: what an earlier attempt delivered is skipped,
+			// never delivered twice.
+			var got int64
+			if delivered > 0 {
+				k, err := io.CopyN(io.Discard, lit, delivered)
+				got = k
+				if err != nil {
+					return fmt.Errorf("imap: literal cut short at %d of %d bytes: %w", got, lit.Size(), remote.ErrUnavailable)
+				}
 			}
 			for {
 				buf := make([]byte, piece)
 				k, err := io.ReadFull(lit, buf)
 				if k > 0 {
+					got += int64(k)
 					delivered += int64(k)
 					fn(buf[:k])
 				}
@@ -672,8 +752,8 @@ func (a *Account) StreamRange(ctx context.Context, ref remote.Ref, off, n, piece
 				case err == io.EOF || err == io.ErrUnexpectedEOF:
 					// A literal has a declared size: fewer bytes
 					// than it means the connection broke.
-					if lit.Size() >= 0 && delivered < lit.Size() {
-						return fmt.Errorf("imap: literal cut short at %d of %d bytes: %w", delivered, lit.Size(), remote.ErrUnavailable)
+					if lit.Size() >= 0 && got < lit.Size() {
+						return fmt.Errorf("imap: literal cut short at %d of %d bytes: %w", got, lit.Size(), remote.ErrUnavailable)
 					}
 					return nil
 				case err != nil:
@@ -697,7 +777,7 @@ func closeFetch(cmd *imapclient.FetchCommand, broken *bool) {
 // readSection consumes one message of a FETCH response for one body
 // section; consume gets the section's literal (nil for NIL) and the UID
 // that came before it. Whatever consume leaves unread is drained.
-func readSection(msg *imapclient.FetchMessageData, consume func(uid uint32, lit imap.LiteralReader) error) (uid uint32, err error) {
+func readSection(cn *conn, msg *imapclient.FetchMessageData, consume func(uid uint32, lit imap.LiteralReader) error) (uid uint32, err error) {
 	for {
 		item := msg.Next()
 		if item == nil {
@@ -707,16 +787,72 @@ func readSection(msg *imapclient.FetchMessageData, consume func(uid uint32, lit 
 		case imapclient.FetchItemDataUID:
 			uid = uint32(item.UID)
 		case imapclient.FetchItemDataBodySection:
-			if err := consume(uid, item.Literal); err != nil {
+			var lit imap.LiteralReader
+			if item.Literal != nil {
+				lit = &countedLiteral{LiteralReader: item.Literal}
+			}
+			if err := consume(uid, lit); err != nil {
+				// imapclient's reader goroutine waits until the literal
+				// is read to its end, and Client.Close waits for it: the
+				// connection is closed first, so draining it ends at
+				// once, whatever size the server announced.
+				if lit != nil {
+					cn.broken = true
+					cn.dc.Conn.Close()
+					drain(lit)
+				}
 				return uid, err
 			}
-			if item.Literal != nil {
-				if _, err := io.Copy(io.Discard, item.Literal); err != nil {
-					return uid, err
-				}
+			if err := drain(lit); err != nil {
+				return uid, err
 			}
 		}
 	}
+}
+
+// drain reads what is left of a literal. One that ends before its
+// announced size is an error: imapclient's reader goroutine has then gone
+// on reading the connection, which must not be touched here again (the
+// next msg.Next would drain the literal once more, concurrently with it).
+func drain(lit imap.LiteralReader) error {
+	if lit == nil {
+		return nil
+	}
+	c, ok := lit.(*countedLiteral)
+	if !ok {
+		c = &countedLiteral{LiteralReader: lit}
+	}
+	if !c.ended {
+		// Once a read of the literal has failed or hit its end, the
+		// reader goroutine has the connection again: never read on.
+		if _, err := io.Copy(io.Discard, c); err != nil {
+			return err
+		}
+	}
+	if c.Size() >= 0 && c.n < c.Size() {
+		return fmt.Errorf("imap: literal cut short at %d of %d bytes: %w", c.n, c.Size(), remote.ErrUnavailable)
+	}
+	return nil
+}
+
+// countedLiteral counts the bytes read of a literal, and notes when a
+// read ended it (EOF or an error).
+type countedLiteral struct {
+	imap.LiteralReader
+	n     int64
+	ended bool
+}
+
+func (c *countedLiteral) Read(p []byte) (int, error) {
+	if c.ended {
+		return 0, io.EOF
+	}
+	n, err := c.LiteralReader.Read(p)
+	c.n += int64(n)
+	if err != nil {
+		c.ended = true
+	}
+	return n, err
 }
 
 // maxBody bounds a message mailfs reads into memory; maxHeader the header
@@ -754,9 +890,26 @@ func (a *Account) Body(ctx context.Context, ref remote.Ref) ([]byte, error) {
 	return a.fetchOne(ctx, ref, &imap.FetchItemBodySection{Peek: true}, maxBody)
 }
 
+// maxNumber is the largest number IMAP can carry (RFC 3501 "number").
+const maxNumber = 1<<32 - 1
+
+// partial returns the <off.n> of a ranged fetch, bounded to what IMAP's
+// numbers can say.
+func partial(off, n int64) (*imap.SectionPartial, error) {
+	if off < 0 || n < 0 || off > maxNumber {
+		return nil, fmt.Errorf("imap: range %d+%d cannot be asked for: %w", off, n, remote.ErrTooLarge)
+	}
+	return &imap.SectionPartial{Offset: off, Size: min(n, maxNumber)}, nil
+}
+
 // BodyRange implements remote.RangeReader with BODY.PEEK[]<off.n>.
 func (a *Account) BodyRange(ctx context.Context, ref remote.Ref, off, n int64) ([]byte, error) {
-	return a.fetchOne(ctx, ref, &imap.FetchItemBodySection{Peek: true, Partial: &imap.SectionPartial{Offset: off, Size: n}}, n)
+	p, err := partial(off, n)
+	if err != nil {
+		return nil, err
+	}
+	n = p.Size
+	return a.fetchOne(ctx, ref, &imap.FetchItemBodySection{Peek: true, Partial: p}, n)
 }
 
 // Header implements remote.Account with
@@ -789,40 +942,58 @@ func (a *Account) Bodies(ctx context.Context, refs []remote.Ref, fn func(remote.
 		if err := checkValidity(cn, refs[0]); err != nil {
 			return err
 		}
-		cmd := cn.c.Fetch(set, &imap.FetchOptions{
-			UID:         true,
-			BodySection: []*imap.FetchItemBodySection{{Peek: true}},
-		})
-		var broken bool
-		defer closeFetch(cmd, &broken)
-		for {
-			msg := cmd.Next()
-			if msg == nil {
-				break
-			}
-			_, err := readSection(msg, func(uid uint32, lit imap.LiteralReader) error {
-				r, ok := byUID[uid]
-				if !ok {
-					return nil
-				}
-				body := []byte{}
-				if lit != nil {
-					var err error
-					if body, err = readLiteral(lit, maxBody); err != nil {
-						return err
-					}
-				}
-				delete(byUID, uid)
-				fn(r, body)
-				return nil
-			})
-			if err != nil {
-				broken = true
-				return err
-			}
+		if err := fetchBodies(cn, set, byUID, fn); err != nil || len(byUID) == 0 {
+			return err
 		}
-		return cmd.Close()
+		// Listed messages the session did not answer for may be new to
+		// it: once more after a NOOP (see fetchSection).
+		if err := a.catchUp(cn, refs[0]); err != nil {
+			return err
+		}
+		var rest imap.UIDSet
+		for u := range byUID {
+			rest.AddNum(imap.UID(u))
+		}
+		return fetchBodies(cn, rest, byUID, fn)
 	})
+}
+
+// fetchBodies is UID FETCH set (UID BODY.PEEK[]); each body of a UID in
+// byUID goes to fn and leaves byUID.
+func fetchBodies(cn *conn, set imap.UIDSet, byUID map[uint32]remote.Ref, fn func(remote.Ref, []byte)) error {
+	cmd := cn.c.Fetch(set, &imap.FetchOptions{
+		UID:         true,
+		BodySection: []*imap.FetchItemBodySection{{Peek: true}},
+	})
+	var broken bool
+	defer closeFetch(cmd, &broken)
+	for {
+		msg := cmd.Next()
+		if msg == nil {
+			break
+		}
+		_, err := readSection(cn, msg, func(uid uint32, lit imap.LiteralReader) error {
+			r, ok := byUID[uid]
+			if !ok {
+				return nil
+			}
+			body := []byte{}
+			if lit != nil {
+				var err error
+				if body, err = readLiteral(lit, maxBody); err != nil {
+					return err
+				}
+			}
+			delete(byUID, uid)
+			fn(r, body)
+			return nil
+		})
+		if err != nil {
+			broken = true
+			return err
+		}
+	}
+	return cmd.Close()
 }
 
 // Close expunges what Delete flagged (expunge = on-unmount, or what an
@@ -847,4 +1018,27 @@ func (a *Account) Close() error {
 		cn.c.Close()
 	}
 	return err
+}
+
+// errRefused: the server answered NO or BAD to something that should have
+// worked; the connection is still usable.
+var errRefused = errors.New("refused by the server")
+
+// serverText makes text from the server fit for an error message or a
+// log line: the password removed wherever the server echoes it, control
+// characters (terminal escape sequences) dropped, the length bounded.
+func (a *Account) serverText(text string) string {
+	if p := a.cfg.Password; len(p) >= 3 {
+		text = strings.ReplaceAll(text, p, "***")
+	}
+	text = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return -1
+		}
+		return r
+	}, strings.ToValidUTF8(text, "?"))
+	if len(text) > 300 {
+		text = strings.ToValidUTF8(text[:300], "") + "..."
+	}
+	return text
 }

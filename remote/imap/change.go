@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 
 	"mailfs/remote"
 )
@@ -68,32 +70,41 @@ func (a *Account) deleteIn(ctx context.Context, folder string, refs []remote.Ref
 	if len(wanted) > 0 {
 		var gone []uint32
 		err := a.do(ctx, folder, selWrite, func(cn *conn) error {
+			a.changeMu.Lock()
+			defer a.changeMu.Unlock()
 			if err := checkChange(cn, refs); err != nil {
 				return err
 			}
-			if err := flagDeleted(cn, wanted); err != nil {
-				return fmt.Errorf("imap: %s: flag \\Deleted: %w", folder, err)
-			}
-			there, err := existing(cn, wanted)
+			// Only the UIDs the server names now are flagged: never one
+			// it does not have (see verify.go).
+			there, _, err := a.present(cn, wanted)
 			if err != nil {
-				return err
+				return fmt.Errorf("imap: %s: %w", folder, err)
 			}
 			gone = missing(wanted, there)
 			if len(there) == 0 {
 				return nil
 			}
+			flagged, err := a.safeStore(cn, there, imap.StoreFlagsAdd, []imap.Flag{imap.FlagDeleted})
+			if err != nil {
+				return fmt.Errorf("imap: %s: flag \\Deleted: %w", folder, err)
+			}
+			gone = append(gone, missing(there, flagged)...)
+			slices.Sort(gone)
+			if len(flagged) == 0 {
+				return nil
+			}
 			switch a.expunge {
 			case ExpungeOnUnmount:
-				a.remember(folder, cn.validity, there)
+				a.remember(folder, cn.validity, flagged)
 			case ExpungeImmediate:
 				// Remembered until done, so that Close tries again if
 				// this fails.
-				a.remember(folder, cn.validity, there)
-				cn.sent = true
-				if err := uidExpunge(cn, there); err != nil {
+				a.remember(folder, cn.validity, flagged)
+				if err := a.uidExpunge(cn, flagged); err != nil {
 					return fmt.Errorf("imap: %s: expunge: %w", folder, err)
 				}
-				a.forget(folder, cn.validity, there)
+				a.forget(folder, cn.validity, flagged)
 			}
 			return nil
 		})
@@ -163,6 +174,8 @@ func (a *Account) move(ctx context.Context, refs []remote.Ref, dest string, fn f
 	if len(wanted) > 0 {
 		var gone []uint32
 		err := a.do(ctx, folder, selWrite, func(cn *conn) error {
+			a.changeMu.Lock()
+			defer a.changeMu.Unlock()
 			if err := checkChange(cn, refs); err != nil {
 				return err
 			}
@@ -171,16 +184,17 @@ func (a *Account) move(ctx context.Context, refs []remote.Ref, dest string, fn f
 			if !useMove && !caps.Has(imap.CapUIDPlus) {
 				return fmt.Errorf("imap: move to %q: the server has neither MOVE nor UIDPLUS: %w", dest, remote.ErrUnsupported)
 			}
-			there, err := existing(cn, wanted)
+			there, _, err := a.present(cn, wanted)
 			if err != nil {
-				return err
+				return fmt.Errorf("imap: %s: %w", folder, err)
 			}
 			var moved []uint32
+			var stray error // what the server moved besides, undone
 			defer func() { a.forget(folder, cn.validity, moved) }()
 			for chunk := range slices.Chunk(there, maxSet) {
 				cn.sent = true
 				if useMove {
-					// What the FETCH found is what moves: a server may
+					// What present found is what moves: a server may
 					// send COPYUID once per part of the set, and go-imap
 					// keeps the last only.
 					data, err := cn.c.Move(uidSet(chunk), dest).Wait()
@@ -188,32 +202,43 @@ func (a *Account) move(ctx context.Context, refs []remote.Ref, dest string, fn f
 						return movedSome(moved, folder, destErr(dest, err))
 					}
 					if data != nil {
+						stray = errors.Join(stray, a.strayMoves(cn, folder, dest, chunk, data))
 						landed(fn, chunk, data.UIDValidity, data.DestUIDs)
 					}
-					moved = append(moved, chunk...)
+					// Those the source still has did not move.
+					left, _, err := a.present(cn, chunk)
+					if err != nil {
+						return movedSome(moved, folder, err)
+					}
+					moved = append(moved, missing(chunk, left)...)
 					continue
 				}
 				data, err := cn.c.Copy(uidSet(chunk), dest).Wait()
 				if err != nil {
 					return movedSome(moved, folder, destErr(dest, err))
 				}
-				// Only what COPYUID says was copied is expunged.
+				// Only what COPYUID says was copied is expunged, and
+				// copies of anything else are removed again.
 				copied := chunk
 				if len(data.SourceUIDs) > 0 {
+					// The move of what was asked goes on; the call
+					// fails at the end.
+					stray = errors.Join(stray, a.strayCopies(cn, folder, dest, chunk, data))
 					copied = slices.DeleteFunc(slices.Clone(chunk), func(u uint32) bool { return !data.SourceUIDs.Contains(imap.UID(u)) })
 				}
-				if err := flagDeleted(cn, copied); err != nil {
+				flagged, err := a.safeStore(cn, copied, imap.StoreFlagsAdd, []imap.Flag{imap.FlagDeleted})
+				if err != nil {
 					return movedSome(moved, folder, fmt.Errorf("imap: move: copied %s from %q to %q, but could not flag the originals \\Deleted: %w", uidSet(copied), folder, dest, err))
 				}
-				if err := uidExpunge(cn, copied); err != nil {
-					return movedSome(moved, folder, fmt.Errorf("imap: move: copied %s from %q to %q, but could not expunge the originals: %w", uidSet(copied), folder, dest, err))
+				if err := a.uidExpunge(cn, flagged); err != nil {
+					return movedSome(moved, folder, fmt.Errorf("imap: move: copied %s from %q to %q, but could not expunge the originals: %w", uidSet(flagged), folder, dest, err))
 				}
-				landed(fn, copied, data.UIDValidity, data.DestUIDs)
-				moved = append(moved, copied...)
+				landed(fn, flagged, data.UIDValidity, data.DestUIDs)
+				moved = append(moved, flagged...)
 			}
 			slices.Sort(moved)
 			gone = missing(wanted, moved)
-			return nil
+			return stray
 		})
 		if err != nil {
 			return err
@@ -223,20 +248,146 @@ func (a *Account) move(ctx context.Context, refs []remote.Ref, dest string, fn f
 	return notFound(folder, absent)
 }
 
+// copyPairs returns the source → destination UID pairs of a COPYUID.
+func copyPairs(srcSet, dstSet imap.NumSet) (map[uint32]uint32, bool) {
+	srcUIDs, ok1 := srcSet.(imap.UIDSet)
+	dstUIDs, ok2 := dstSet.(imap.UIDSet)
+	if !ok1 || !ok2 {
+		return nil, false
+	}
+	src, ok1 := srcUIDs.Nums()
+	dst, ok2 := dstUIDs.Nums()
+	if !ok1 || !ok2 || len(src) != len(dst) {
+		return nil, false
+	}
+	out := make(map[uint32]uint32, len(src))
+	for i := range src {
+		out[uint32(src[i])] = uint32(dst[i])
+	}
+	return out, true
+}
+
+// strays returns the destination UIDs of messages a COPY or MOVE of asked
+// (sorted) took that were not asked for, by its COPYUID.
+func strays(asked []uint32, src, dst imap.NumSet) []uint32 {
+	pairs, ok := copyPairs(src, dst)
+	if !ok {
+		return nil
+	}
+	var out []uint32
+	for src, dst := range pairs {
+		if _, ok := slices.BinarySearch(asked, src); !ok {
+			out = append(out, dst)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// strayMoves moves back to folder what a MOVE of asked took from it besides
+// asked, by its COPYUID, and fails with errCollateral if there was any. cn
+// has folder open read-write, and has it again afterwards.
+func (a *Account) strayMoves(cn *conn, folder, dest string, asked []uint32, data *imapclient.MoveData) error {
+	back := strays(asked, data.SourceUIDs, data.DestUIDs)
+	if len(back) == 0 {
+		return nil
+	}
+	err := a.onFolder(cn, dest, folder, func() error {
+		there, _, err := a.present(cn, back)
+		if err != nil || len(there) == 0 {
+			return err
+		}
+		_, err = cn.c.Move(uidSet(there), folder).Wait()
+		return err
+	})
+	a.log.Error("imap: THE SERVER MOVED MESSAGES MAILFS DID NOT ASK FOR; moved back",
+		"folder", folder, "to", dest, "asked", uidSet(asked).String(), "also_moved_now", uidSet(back).String(), "undo_err", err)
+	return fmt.Errorf("imap: move %s from %q to %q: %w (now UIDs %s of %q, moved back)", uidSet(asked), folder, dest, errCollateral, uidSet(back), dest)
+}
+
+// strayCopies removes from dest the copies a COPY of asked made of messages
+// not asked for, by its COPYUID, and fails with errCollateral if there were
+// any. They are mailfs's own copies, made a moment ago: removing them
+// leaves dest as it was. cn has folder open read-write, and has it again
+// afterwards.
+func (a *Account) strayCopies(cn *conn, folder, dest string, asked []uint32, data *imap.CopyData) error {
+	extra := strays(asked, data.SourceUIDs, data.DestUIDs)
+	if len(extra) == 0 {
+		return nil
+	}
+	err := a.onFolder(cn, dest, folder, func() error {
+		there, _, err := a.present(cn, extra)
+		if err != nil || len(there) == 0 {
+			return err
+		}
+		flagged, err := a.safeStore(cn, there, imap.StoreFlagsAdd, []imap.Flag{imap.FlagDeleted})
+		if err != nil {
+			return err
+		}
+		return a.uidExpunge(cn, flagged)
+	})
+	a.log.Error("imap: THE SERVER COPIED MESSAGES MAILFS DID NOT ASK FOR; copies removed",
+		"folder", folder, "to", dest, "asked", uidSet(asked).String(), "copies", uidSet(extra).String(), "undo_err", err)
+	return fmt.Errorf("imap: copy %s from %q to %q: %w (copies %s removed from %q)", uidSet(asked), folder, dest, errCollateral, uidSet(extra), dest)
+}
+
+// onFolder runs fn with other open read-write on cn, then opens back
+// read-write. A folder whose UIDVALIDITY changed meanwhile fails.
+func (a *Account) onFolder(cn *conn, other, back string, fn func() error) error {
+	validity := cn.validity
+	if err := a.open(cn, other, true, true); err != nil {
+		return err
+	}
+	err := fn()
+	if oerr := a.open(cn, back, true, true); oerr != nil {
+		return errors.Join(err, oerr)
+	}
+	if cn.validity != validity {
+		return errors.Join(err, fmt.Errorf("imap: folder %q: %w while undoing", back, remote.ErrUIDValidity))
+	}
+	return err
+}
+
+// DefaultAppendLimit bounds a message APPENDed to a server that does not
+// advertise APPENDLIMIT.
+const DefaultAppendLimit = 256 << 20
+
+// AppendLimit implements remote.AppendLimiter: the server's APPENDLIMIT
+// (RFC 7889) where it advertises one for every folder, else
+// DefaultAppendLimit.
+func (a *Account) AppendLimit() int64 {
+	if n, ok := a.caps.AppendLimit(); ok && n != nil && *n > 0 {
+		return int64(*n)
+	}
+	return DefaultAppendLimit
+}
+
 // Append implements remote.Appender with APPEND: flags as given (less
 // \Recent, which cannot be stored), INTERNALDATE date to the second (the
-// server's clock for a zero date). The UID and UIDVALIDITY come from
-// APPENDUID (0, 0 without UIDPLUS).
+// server's clock for a zero date). The body is streamed from r; it is read
+// twice, once to check it and once to send it. The UID and UIDVALIDITY come
+// from APPENDUID (0, 0 without UIDPLUS).
 //
 // A body with a NUL byte is refused (remote.ErrUnsupported) before
 // anything is sent: IMAP carries NUL only in a BINARY literal8, which
 // go-imap's client cannot send, and Dovecot stores a NUL sent in a plain
 // literal as another byte (0x80), so the message would come back altered.
-func (a *Account) Append(ctx context.Context, folder string, body []byte, date time.Time, flags []string) (uid, validity uint32, err error) {
+// A body over AppendLimit is remote.ErrTooLarge, also before anything is
+// sent.
+//
+// A connection that has the target folder open read-only (EXAMINE) opens
+// it read-write first: Courier refuses APPEND into a folder the session
+// has EXAMINEd.
+func (a *Account) Append(ctx context.Context, folder string, r io.ReaderAt, size int64, date time.Time, flags []string) (uid, validity uint32, err error) {
 	if folder == "" {
 		return 0, 0, errors.New("imap: append: empty folder name")
 	}
-	if i := bytes.IndexByte(body, 0); i >= 0 {
+	if limit := a.AppendLimit(); size > limit {
+		return 0, 0, fmt.Errorf("imap: append to %q: the message has %d bytes, the server takes %d at most: %w", folder, size, limit, remote.ErrTooLarge)
+	}
+	if i, err := indexNUL(r, size); err != nil {
+		return 0, 0, fmt.Errorf("imap: append to %q: reading the message: %w", folder, err)
+	} else if i >= 0 {
 		return 0, 0, fmt.Errorf("imap: append to %q: the message has a NUL byte (offset %d), which IMAP can carry only in a BINARY literal8 that mailfs does not send: %w", folder, i, remote.ErrUnsupported)
 	}
 	fl, err := storeFlags(flags)
@@ -248,21 +399,29 @@ func (a *Account) Append(ctx context.Context, folder string, body []byte, date t
 		opts.Time = date.Truncate(time.Second)
 	}
 	err = a.do(ctx, "", selRead, func(cn *conn) error {
+		if sel := cn.c.Mailbox(); sel != nil && sameFolder(sel.Name, folder) && !(cn.rw && sameFolder(cn.selected, folder)) {
+			if err := a.open(cn, folder, true, true); err != nil {
+				return destErr(folder, err)
+			}
+		}
 		cn.sent = true
-		cmd := cn.c.Append(folder, int64(len(body)), opts)
-		_, werr := cmd.Write(body)
+		cmd := cn.c.Append(folder, size, opts)
+		n, werr := io.Copy(cmd, io.NewSectionReader(r, 0, size))
+		if werr == nil && n != size {
+			werr = fmt.Errorf("the message shrank to %d of %d bytes while it was sent", n, size)
+		}
 		cerr := cmd.Close()
-		data, err := cmd.Wait()
 		if werr != nil || cerr != nil {
 			// The literal did not go out whole: the connection's state
-			// is unknown.
+			// is unknown, and the server must not keep a partial
+			// message, so the command is never completed.
 			cn.broken = true
+			cn.c.Close()
+			return fmt.Errorf("imap: append to %q: %w", folder, errors.Join(werr, cerr))
 		}
+		data, err := cmd.Wait()
 		if err != nil {
 			return destErr(folder, err)
-		}
-		if werr != nil || cerr != nil {
-			return fmt.Errorf("imap: append to %q: %w", folder, errors.Join(werr, cerr))
 		}
 		if cn.c.Caps().Has(imap.CapUIDPlus) {
 			uid, validity = uint32(data.UID), data.UIDValidity
@@ -275,13 +434,38 @@ func (a *Account) Append(ctx context.Context, folder string, body []byte, date t
 	return uid, validity, nil
 }
 
-// SetFlags implements remote.FlagSetter: UID STORE uid FLAGS.SILENT
-// (flags), then UID FETCH uid (UID) to report a message the folder no
-// longer has (remote.ErrNotFound). The flags replace the message's,
+// indexNUL returns the offset of the first NUL byte among the size bytes
+// of r, or -1.
+func indexNUL(r io.ReaderAt, size int64) (int64, error) {
+	buf := make([]byte, 64<<10)
+	for off := int64(0); off < size; {
+		n, err := r.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
+		if i := bytes.IndexByte(buf[:n], 0); i >= 0 {
+			return off + int64(i), nil
+		}
+		off += int64(n)
+		if err != nil && !(err == io.EOF && off == size) {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return -1, err
+		}
+	}
+	return -1, nil
+}
+
+// SetFlags implements remote.FlagSetter. The flags replace the message's,
 // exactly as given (\Recent, which cannot be stored, is dropped): nothing
 // is kept implicitly, not even a \Deleted that Delete set. Flags without
 // \Deleted thus undelete a message that Delete flagged and that is not
 // expunged yet; an expunge on unmount then leaves it alone.
+//
+// The change is sent as UID STORE +FLAGS and -FLAGS of the difference from
+// the flags the message has right before (read in the same session, which
+// also confirms the UID exists), each checked by safeStore: the flags other
+// clients change meanwhile on other messages are never touched, and a
+// server that applies the change elsewhere is caught and undone. A message
+// the folder no longer has is remote.ErrNotFound.
 func (a *Account) SetFlags(ctx context.Context, ref remote.Ref, flags []string) error {
 	fl, err := storeFlags(flags)
 	if err != nil {
@@ -290,24 +474,49 @@ func (a *Account) SetFlags(ctx context.Context, ref remote.Ref, flags []string) 
 	if ref.UID == 0 {
 		return notFound(ref.Folder, []uint32{0})
 	}
-	deleted := slices.ContainsFunc(fl, func(f imap.Flag) bool { return strings.EqualFold(string(f), string(imap.FlagDeleted)) })
-	set := imap.UIDSetNum(imap.UID(ref.UID))
+	deleted := hasFlag(fl, imap.FlagDeleted)
+	uids := []uint32{ref.UID}
 	return a.do(ctx, ref.Folder, selWrite, func(cn *conn) error {
+		a.changeMu.Lock()
+		defer a.changeMu.Unlock()
 		if err := checkChange(cn, []remote.Ref{ref}); err != nil {
 			return err
 		}
-		if err := cn.c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsSet, Silent: true, Flags: fl}, nil).Close(); err != nil {
-			return fmt.Errorf("imap: %s/%d: store flags: %w", ref.Folder, ref.UID, err)
-		}
-		if !deleted {
-			a.forget(ref.Folder, cn.validity, []uint32{ref.UID})
-		}
-		there, err := existing(cn, []uint32{ref.UID})
+		there, now, err := a.present(cn, uids)
 		if err != nil {
-			return err
+			return fmt.Errorf("imap: %s/%d: %w", ref.Folder, ref.UID, err)
 		}
 		if len(there) == 0 {
-			return notFound(ref.Folder, []uint32{ref.UID})
+			return notFound(ref.Folder, uids)
+		}
+		var add, del []imap.Flag
+		for _, f := range fl {
+			if !hasFlag(now[ref.UID], f) {
+				add = append(add, f)
+			}
+		}
+		for _, f := range now[ref.UID] {
+			if !hasFlag(fl, f) && !strings.EqualFold(string(f), `\Recent`) {
+				del = append(del, f)
+			}
+		}
+		for _, step := range []struct {
+			op    imap.StoreFlagsOp
+			flags []imap.Flag
+		}{{imap.StoreFlagsDel, del}, {imap.StoreFlagsAdd, add}} {
+			if len(step.flags) == 0 {
+				continue
+			}
+			done, err := a.safeStore(cn, uids, step.op, step.flags)
+			if err != nil {
+				return fmt.Errorf("imap: %s/%d: store flags: %w", ref.Folder, ref.UID, err)
+			}
+			if len(done) == 0 {
+				return notFound(ref.Folder, uids) // expunged meanwhile
+			}
+		}
+		if !deleted {
+			a.forget(ref.Folder, cn.validity, uids)
 		}
 		return nil
 	})
@@ -531,7 +740,8 @@ func (a *Account) expungeBefore(cn *conn, folder string, n uint32) (bool, error)
 	if cn.validity != pe.validity {
 		return false, nil
 	}
-	there, err := existing(cn, uids)
+	slices.Sort(uids)
+	there, _, err := a.present(cn, uids)
 	if err != nil {
 		return false, err
 	}
@@ -568,9 +778,14 @@ func (a *Account) expungeOn(cn *conn, folder string) error {
 		return nil
 	}
 	slices.Sort(uids)
-	cn.sent = true
-	if err := uidExpunge(cn, uids); err != nil {
-		return fmt.Errorf("imap: %s: expunge %s: %w", folder, uidSet(uids), err)
+	// Only what still carries \Deleted: a UID another client expunged, or
+	// undeleted, is not named (see verify.go).
+	flagged, err := searchUIDs(cn, &imap.SearchCriteria{UID: []imap.UIDSet{uidSet(uids)}, Flag: []imap.Flag{imap.FlagDeleted}}, uids)
+	if err != nil {
+		return fmt.Errorf("imap: %s: which deleted messages are left: %w", folder, err)
+	}
+	if err := a.uidExpunge(cn, flagged); err != nil {
+		return fmt.Errorf("imap: %s: expunge %s: %w", folder, uidSet(flagged), err)
 	}
 	a.forget(folder, pe.validity, uids)
 	return nil
@@ -656,21 +871,22 @@ func checkChange(cn *conn, refs []remote.Ref) error {
 // well below servers' limits (Dovecot: 64 KiB) even for scattered UIDs.
 const maxSet = 1000
 
-// flagDeleted is UID STORE <uids> +FLAGS.SILENT (\Deleted).
-func flagDeleted(cn *conn, uids []uint32) error {
+// uidExpunge is UID EXPUNGE <uids>: of those, what is flagged \Deleted goes.
+// The caller names only UIDs it has just seen flagged. A server that
+// reports more expunged messages than it was given UIDs has removed
+// something else: that cannot be undone, but it is logged and the call
+// fails.
+func (a *Account) uidExpunge(cn *conn, uids []uint32) error {
 	for chunk := range slices.Chunk(uids, maxSet) {
-		if err := cn.c.Store(uidSet(chunk), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+		cn.sent = true
+		seqs, err := cn.c.UIDExpunge(uidSet(chunk)).Collect()
+		if err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// uidExpunge is UID EXPUNGE <uids>: of those, what is flagged \Deleted goes.
-func uidExpunge(cn *conn, uids []uint32) error {
-	for chunk := range slices.Chunk(uids, maxSet) {
-		if err := cn.c.UIDExpunge(uidSet(chunk)).Close(); err != nil {
-			return err
+		if len(seqs) > len(chunk) {
+			a.log.Error("imap: THE SERVER EXPUNGED MORE MESSAGES THAN MAILFS NAMED",
+				"folder", cn.selected, "asked", uidSet(chunk).String(), "expunged", len(seqs))
+			return fmt.Errorf("imap: %s: UID EXPUNGE of %d messages removed %d: %w", cn.selected, len(chunk), len(seqs), errCollateral)
 		}
 	}
 	return nil
@@ -710,30 +926,6 @@ func uidSet(uids []uint32) imap.UIDSet {
 	return set
 }
 
-// existing returns, sorted, which of uids the open folder has (UID FETCH
-// <uids> (UID): the server answers for those only).
-func existing(cn *conn, uids []uint32) ([]uint32, error) {
-	found := map[uint32]bool{}
-	for chunk := range slices.Chunk(uids, maxSet) {
-		set := uidSet(chunk)
-		msgs, err := cn.c.Fetch(set, &imap.FetchOptions{UID: true}).Collect()
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range msgs {
-			if m.UID != 0 && set.Contains(m.UID) {
-				found[uint32(m.UID)] = true
-			}
-		}
-	}
-	out := make([]uint32, 0, len(found))
-	for u := range found {
-		out = append(out, u)
-	}
-	slices.Sort(out)
-	return out, nil
-}
-
 // missing returns the wanted UIDs that are not in have (both sorted).
 func missing(wanted, have []uint32) []uint32 {
 	var out []uint32
@@ -767,7 +959,7 @@ func storeFlags(flags []string) ([]imap.Flag, error) {
 			continue
 		}
 		if !validFlag(f) {
-			return nil, fmt.Errorf("imap: invalid flag %q", f)
+			return nil, fmt.Errorf("imap: invalid flag %q (a flag is \\ and a word, or a keyword: no spaces, parentheses, quotes or control characters): %w", f, remote.ErrInvalid)
 		}
 		if k := strings.ToLower(f); !seen[k] {
 			seen[k] = true

@@ -288,7 +288,8 @@ func TestNoUIDPlus(t *testing.T) {
 	// Move is refused before anything is sent.
 	b := dial(t, imap.Config{Addr: addr, TLS: imap.TLSNone, Username: user, Password: pass, DialContext: w.dial})
 	ap := remote.Appender(b)
-	uid, validity, err := ap.Append(ctx, "INBOX", []byte("Subject: stay\r\n\r\nstay\r\n"), time.Time{}, nil)
+	stay := []byte("Subject: stay\r\n\r\nstay\r\n")
+	uid, validity, err := ap.Append(ctx, "INBOX", bytes.NewReader(stay), int64(len(stay)), time.Time{}, nil)
 	if err != nil || uid != 0 || validity != 0 {
 		t.Fatalf("append without UIDPLUS: got %d, %d, %v; want 0, 0, nil", uid, validity, err)
 	}
@@ -766,7 +767,8 @@ func TestDeleteFolderAfterDelete(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i := range 2 {
-			if _, _, err := a.Append(ctx, folder, []byte(fmt.Sprintf("Subject: %d\r\n\r\n%d\r\n", i, i)), time.Time{}, nil); err != nil {
+			raw := fmt.Sprintf("Subject: %d\r\n\r\n%d\r\n", i, i)
+			if _, _, err := a.Append(ctx, folder, strings.NewReader(raw), int64(len(raw)), time.Time{}, nil); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -170,7 +170,7 @@ func RunChanges(t *testing.T, acct remote.Account, newFolder string) {
 		}
 		var uids [3]uint32
 		for i, raw := range msgs {
-			uid, v, err := ap.Append(ctx, newFolder, raw, changeDates[i], changeFlags[i])
+			uid, v, err := ap.Append(ctx, newFolder, bytes.NewReader(raw), int64(len(raw)), changeDates[i], changeFlags[i])
 			if err != nil {
 				t.Fatalf("append #%d: %v", i, err)
 			}
@@ -179,7 +179,7 @@ func RunChanges(t *testing.T, acct remote.Account, newFolder string) {
 				validity = v
 			}
 		}
-		if _, _, err := ap.Append(ctx, missingFolder, msgs[0], time.Time{}, nil); !errors.Is(err, remote.ErrNotFound) {
+		if _, _, err := ap.Append(ctx, missingFolder, bytes.NewReader(msgs[0]), int64(len(msgs[0])), time.Time{}, nil); !errors.Is(err, remote.ErrNotFound) {
 			t.Errorf("append to a missing folder: got %v, want ErrNotFound", err)
 		}
 		l := list(t, newFolder)
@@ -520,7 +520,7 @@ func RunChanges(t *testing.T, acct remote.Account, newFolder string) {
 			t.Fatal(err)
 		}
 		raw := []byte("Subject: NUL\r\n\r\nbefore\x00after\r\n")
-		_, _, err := ap.Append(ctx, nulFolder, raw, time.Time{}, nil)
+		_, _, err := ap.Append(ctx, nulFolder, bytes.NewReader(raw), int64(len(raw)), time.Time{}, nil)
 		l := list(t, nulFolder)
 		if err != nil {
 			t.Logf("a message with a NUL byte: %v", err)
