@@ -27,7 +27,8 @@ type Config struct {
 }
 
 // Account holds the settings of one [accounts.NAME] table, with defaults
-// applied. It never holds a password: see [Account.Password].
+// applied. It holds no password until [Account.Password] takes one out of
+// the environment (password_env), and never shows one.
 type Account struct {
 	Name string // the table key
 
@@ -54,7 +55,8 @@ type Account struct {
 	CacheKeyCmd         string
 	Connections         int
 
-	source string // config file name used in error messages
+	source string     // config file name used in error messages
+	taken  *envSecret // password_env's value once Password took it; under envMu
 }
 
 // Protocols, TLS modes, auth mechanisms and expunge policies.

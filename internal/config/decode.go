@@ -79,7 +79,12 @@ func (p *parser) parse() (*Config, error) {
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return nil, &Error{File: p.source, Line: pe.Position.Line, Msg: "invalid TOML: " + pe.Message}
+			msg := pe.Message
+			if secretKey(pe.LastKey) {
+				// The decoder's message may quote the value.
+				msg = fmt.Sprintf("the value of %s is malformed (not shown, as it may be a secret); put strings in \"quotes\"", pe.LastKey)
+			}
+			return nil, &Error{File: p.source, Line: pe.Position.Line, Msg: "invalid TOML: " + msg}
 		}
 		return nil, &Error{File: p.source, Msg: "invalid TOML: " + strings.TrimPrefix(err.Error(), "toml: ")}
 	}
@@ -133,7 +138,22 @@ func (p *parser) parse() (*Config, error) {
 		}
 		cfg.Accounts[name] = a
 	}
+	registerEnv(cfg.Accounts)
 	return cfg, nil
+}
+
+// secretKey reports whether a key looks as if its value could be a
+// secret: a password written into the file by mistake, say. The TOML
+// decoder quotes pieces of a malformed value in its errors, which must not
+// show such a value.
+func secretKey(key string) bool {
+	key = strings.ToLower(key)
+	for _, s := range []string{"pass", "pwd", "secret", "token", "key", "cred"} {
+		if strings.Contains(key, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // accountNames returns the account names in the order they appear.

@@ -37,9 +37,12 @@
 // Passwords are never stored in the file. They come from the standard
 // output of password_cmd, run with "sh -c", or from the environment variable
 // named by password_env, and are fetched only when needed by
-// [Account.Password]. For auth = "xoauth2" the same mechanism yields the
-// OAuth2 access token. No error produced by this package contains a password,
-// a cache key or anything else a command printed on its standard output.
+// [Account.Password], which then removes the password_env variable from the
+// process environment. No command this package runs (password_cmd,
+// cache_key_cmd) inherits a password_env variable. For auth = "xoauth2" the
+// same mechanism yields the OAuth2 access token. No error produced by this
+// package contains a password, a cache key or anything else a command
+// printed on its standard output.
 //
 // Certificates are verified by default. tls = "none" is refused for any host
 // that is not a loopback address (127.0.0.0/8, ::1 or "localhost") unless

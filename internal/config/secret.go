@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -24,8 +26,10 @@ const (
 // "sh -c" and returns its standard output minus the trailing newline; the
 // command's standard error is quoted in the error if it fails, its standard
 // output never is. With password_env it returns the value of that
-// environment variable. Exactly one of the two must be set, and the result
-// must not be empty.
+// environment variable, which it then removes from the process environment
+// so that no program mailfs starts later inherits it; the value stays with
+// the account, so a second call returns it again. Exactly one of the two
+// must be set, and the result must not be empty.
 //
 // The password is only returned, never logged or put in an error. Cancel ctx
 // to stop a command that hangs; the whole process group is killed.
@@ -47,7 +51,7 @@ func (a *Account) Password(ctx context.Context) (string, error) {
 		}
 		return pw, nil
 	case a.PasswordEnv != "":
-		pw, ok := os.LookupEnv(a.PasswordEnv)
+		pw, ok := a.envPassword()
 		if !ok {
 			return "", a.errorf("password_env", "password_env: environment variable %q is not set; export it before starting mailfs", a.PasswordEnv)
 		}
@@ -103,6 +107,8 @@ func parseKeyBytes(out []byte) ([]byte, bool) {
 
 // run runs command with sh -c and returns its standard output. Errors name
 // key and quote the command's standard error, never its standard output.
+// The command gets the process environment without the password_env
+// variables of the account's configuration (see childEnv).
 func (a *Account) run(ctx context.Context, key, command string) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, a.errorf(key, "%s was not run: %v", key, err)
@@ -111,6 +117,7 @@ func (a *Account) run(ctx context.Context, key, command string) ([]byte, error) 
 	stderr := &capBuffer{max: maxStderr}
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
 	cmd.Stdin = nil // /dev/null
+	cmd.Env = a.childEnv()
 	cmd.Stdout = stdout
 	cmd.Stderr = stderr
 	cmd.WaitDelay = waitDelay
@@ -127,6 +134,69 @@ func (a *Account) run(ctx context.Context, key, command string) ([]byte, error) 
 		return nil, a.errorf(key, "%s printed more than %d bytes on its standard output; make it print only the secret", key, maxStdout)
 	}
 	return out, nil
+}
+
+// envMu serializes taking password_env variables out of the process
+// environment, and protects envNames and Account.taken.
+var envMu sync.Mutex
+
+// envNames holds the password_env variable of every account of every
+// configuration Parse has loaded: no command this package runs inherits
+// them, so that cache_key_cmd (run before Password) or the password_cmd of
+// one account never sees the password of another.
+var envNames = map[string]struct{}{}
+
+// envSecret is a password_env value that Password has taken out of the
+// process environment. Account holds it by pointer, so that printing an
+// Account shows an address, not the password.
+type envSecret struct {
+	value string
+}
+
+// registerEnv records the password_env variables of a loaded
+// configuration in envNames.
+func registerEnv(accounts map[string]*Account) {
+	envMu.Lock()
+	defer envMu.Unlock()
+	for _, a := range accounts {
+		if a != nil && a.PasswordEnv != "" {
+			envNames[a.PasswordEnv] = struct{}{}
+		}
+	}
+}
+
+// envPassword reads the account's password_env variable and removes it
+// from the process environment, so that later children of the process
+// (fusermount3, new-mail commands) do not inherit it. Once removed, the
+// value is kept in the account for the next call; ok is false when the
+// variable was never there.
+func (a *Account) envPassword() (pw string, ok bool) {
+	envMu.Lock()
+	defer envMu.Unlock()
+	if pw, ok := os.LookupEnv(a.PasswordEnv); ok {
+		if pw != "" {
+			a.taken = &envSecret{value: pw}
+			os.Unsetenv(a.PasswordEnv)
+		}
+		return pw, true
+	}
+	if a.taken != nil {
+		return a.taken.value, true
+	}
+	return "", false
+}
+
+// childEnv returns the environment for a command the account runs: the
+// process environment without the account's password_env variable or any
+// other that a loaded configuration names (envNames).
+func (a *Account) childEnv() []string {
+	envMu.Lock()
+	defer envMu.Unlock()
+	return slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		name, _, _ := strings.Cut(kv, "=")
+		_, named := envNames[name]
+		return named || name == a.PasswordEnv
+	})
 }
 
 func describeRunError(ctx context.Context, key string, err error, stderr, stdout []byte) string {

@@ -3,7 +3,13 @@ package config
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -312,5 +318,159 @@ func TestCapBuffer(t *testing.T) {
 	}
 	if !b.overflow {
 		t.Errorf("overflow: got false, want true")
+	}
+}
+
+// presenceCmd prints a 16-byte hex key that says which of the variables
+// names the command sees: byte i is 0x11 when names[i] is set, 0x00 when not.
+func presenceCmd(names ...string) string {
+	var b strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&b, `if [ -n "${%s+set}" ]; then printf 11; else printf 00; fi; `, n)
+	}
+	fmt.Fprintf(&b, "echo %s", strings.Repeat("00", 16-len(names)))
+	return b.String()
+}
+
+// presence decodes what presenceCmd printed, as CacheKey returns it.
+func presence(t *testing.T, key []byte, names ...string) map[string]bool {
+	t.Helper()
+	if len(key) != 16 {
+		t.Fatalf("key: got %x, want 16 bytes", key)
+	}
+	seen := map[string]bool{}
+	for i, n := range names {
+		seen[n] = key[i] == 0x11
+	}
+	return seen
+}
+
+func TestPasswordEnvHiddenFromCommands(t *testing.T) {
+	const (
+		own   = "MAILFS_TEST_OWN_PW"
+		other = "MAILFS_TEST_OTHER_PW"
+		kept  = "MAILFS_TEST_NOT_A_PASSWORD"
+	)
+	t.Setenv(own, secret)
+	t.Setenv(other, "other-"+secret)
+	t.Setenv(kept, "x")
+	cfg := mustParse(t, `
+[accounts.work]
+protocol = "imap"
+host = "h"
+username = "u"
+password_env = "`+own+`"
+cache_key_cmd = `+strconv.Quote(presenceCmd(own, other, kept))+`
+
+[accounts.home]
+protocol = "pop3"
+host = "h"
+username = "u"
+password_env = "`+other+`"
+
+[accounts.cmd]
+protocol = "imap"
+host = "h"
+username = "u"
+password_cmd = `+strconv.Quote(presenceCmd(own, other, kept))+`
+`)
+	ctx := context.Background()
+	want := map[string]bool{own: false, other: false, kept: true}
+
+	// mailfs runs cache_key_cmd before it asks for the password: the
+	// variable is still in the process environment then.
+	key, err := cfg.Accounts["work"].CacheKey(ctx)
+	if err != nil {
+		t.Fatalf("CacheKey: got error %v, want nil", err)
+	}
+	if got := presence(t, key, own, other, kept); !maps.Equal(got, want) {
+		t.Errorf("cache_key_cmd sees %v, want %v", got, want)
+	}
+
+	// password_cmd of another account sees neither password.
+	pw, err := cfg.Accounts["cmd"].Password(ctx)
+	if err != nil {
+		t.Fatalf("Password: got error %v, want nil", err)
+	}
+	raw, err := hex.DecodeString(pw)
+	if err != nil {
+		t.Fatalf("password_cmd printed %q, want hex", pw)
+	}
+	if got := presence(t, raw, own, other, kept); !maps.Equal(got, want) {
+		t.Errorf("password_cmd sees %v, want %v", got, want)
+	}
+
+	// Password takes the variable out of the environment that later
+	// children inherit, and still answers a second time.
+	work := cfg.Accounts["work"]
+	for i := range 2 {
+		got, err := work.Password(ctx)
+		if err != nil || got != secret {
+			t.Fatalf("Password #%d: got %q, %v; want %q, nil", i+1, got, err, secret)
+		}
+		if v, ok := os.LookupEnv(own); ok {
+			t.Errorf("after Password #%d: %s=%q still in the environment, want it unset", i+1, own, v)
+		}
+	}
+	out, err := exec.Command("/bin/sh", "-c", "printenv "+own+" || true").Output()
+	if err != nil || len(out) != 0 {
+		t.Errorf("a later child sees %s=%q (%v), want nothing", own, out, err)
+	}
+	if _, ok := os.LookupEnv(other); !ok {
+		t.Errorf("%s unset before its account asked for it, want it kept", other)
+	}
+}
+
+// An account made without Parse hides its own variable too.
+func TestPasswordEnvHiddenWithoutParse(t *testing.T) {
+	const name = "MAILFS_TEST_UNPARSED_PW"
+	t.Setenv(name, secret)
+	a := &Account{Name: "work", PasswordEnv: name, CacheKeyCmd: presenceCmd(name), source: testSource}
+	key, err := a.CacheKey(context.Background())
+	if err != nil {
+		t.Fatalf("CacheKey: got error %v, want nil", err)
+	}
+	if presence(t, key, name)[name] {
+		t.Errorf("cache_key_cmd sees %s, want it hidden", name)
+	}
+	if v, _ := os.LookupEnv(name); v != secret {
+		t.Errorf("%s: got %q before Password, want it untouched", name, v)
+	}
+}
+
+// Printing an account after Password does not show the password.
+func TestPasswordEnvNotPrinted(t *testing.T) {
+	const name = "MAILFS_TEST_PRINTED_PW"
+	t.Setenv(name, secret)
+	a := &Account{Name: "work", PasswordEnv: name}
+	if _, err := a.Password(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, format := range []string{"%v", "%+v", "%#v"} {
+		if s := fmt.Sprintf(format, a); strings.Contains(s, secret) {
+			t.Errorf("Sprintf(%q): got %s, want it without the password", format, s)
+		}
+	}
+}
+
+// A password written into the file by mistake, unquoted, is not quoted
+// back in the TOML decoder's error.
+func TestSecretNotInTOMLErrors(t *testing.T) {
+	for _, src := range []string{
+		"[accounts.work]\npassword = hunter2xyz\n",
+		"[accounts.work]\npassword = 0123456\n",
+		"[accounts.work]\npassword = \"hunter\\uZZZZ\"\n",
+		"accounts.work.password_cmd = hunter2xyz\n",
+		"[accounts]\nwork = { secret = hunter2xyz }\n",
+	} {
+		_, err := Parse([]byte(src), testSource)
+		if err == nil {
+			t.Fatalf("Parse(%q): got nil error, want invalid TOML", src)
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, "invalid TOML") || strings.Contains(msg, "hunter") || strings.Contains(msg, "0123456") {
+			t.Errorf("Parse(%q): got %q, want invalid TOML without the value", src, msg)
+		}
+		checkErr(t, err, "is malformed (not shown, as it may be a secret)")
 	}
 }

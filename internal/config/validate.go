@@ -77,6 +77,9 @@ func validate(a *Account, set map[string]bool, source string) *fieldErr {
 		return invalid("host", `host is missing; set host = "mail.example.com"`)
 	}
 	if strings.HasPrefix(a.Host, "[") && strings.HasSuffix(a.Host, "]") {
+		if a.Host == "[]" {
+			return invalid("host", `host = "[]" is not a valid host name or IP address; give only the name, e.g. "imap.example.com"`)
+		}
 		a.Host = a.Host[1 : len(a.Host)-1]
 	}
 	if err := validateHost(a.Host); err != nil {
