@@ -706,7 +706,12 @@ func (a *Account) fetchOne(ctx context.Context, ref remote.Ref, section *imap.Fe
 	var out []byte
 	err := a.fetchSection(ctx, ref, section, func(lit imap.LiteralReader) error {
 		if lit == nil {
-			out = []byte{}
+			if section.Partial == nil {
+				// NIL, not "": Dovecot's answer for a message another
+				// session expunged. Never an empty message.
+				return fmt.Errorf("imap: %s/%d: the server sends NIL for it: %w", ref.Folder, ref.UID, remote.ErrNotFound)
+			}
+			out = []byte{} // a range past the end
 			return nil
 		}
 		var err error
@@ -974,15 +979,14 @@ func fetchBodies(cn *conn, set imap.UIDSet, byUID map[uint32]remote.Ref, fn func
 		}
 		_, err := readSection(cn, msg, func(uid uint32, lit imap.LiteralReader) error {
 			r, ok := byUID[uid]
-			if !ok {
+			if !ok || lit == nil {
+				// NIL is no body (an expunged message), not an empty
+				// one: left undelivered.
 				return nil
 			}
-			body := []byte{}
-			if lit != nil {
-				var err error
-				if body, err = readLiteral(lit, maxBody); err != nil {
-					return err
-				}
+			body, err := readLiteral(lit, maxBody)
+			if err != nil {
+				return err
 			}
 			delete(byUID, uid)
 			fn(r, body)

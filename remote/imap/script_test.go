@@ -435,3 +435,28 @@ func TestLiteralLargerThanAsked(t *testing.T) {
 		t.Fatal("hung after a literal larger than asked for")
 	}
 }
+
+// TestNILBody: Dovecot answers BODY[] NIL for a message another session
+// expunged; it was read as an empty message (grep -r saw a file of 0
+// bytes while rm ran in parallel).
+func TestNILBody(t *testing.T) {
+	s := startScript(t, func(tag, verb, line string, w io.Writer) bool {
+		if verb != "UID FETCH" {
+			return false
+		}
+		io.WriteString(w, "* 1 FETCH (UID 1 BODY[] NIL)\r\n* 2 FETCH (UID 2 BODY[] NIL)\r\n"+tag+" NO Some messages were also expunged\r\n")
+		return true
+	})
+	a := scriptAccount(t, s, 2*time.Second)
+	ctx := context.Background()
+	b, err := a.Body(ctx, remote.Ref{Folder: "INBOX", UIDValidity: 7, UID: 1, Key: "1"})
+	if err == nil {
+		t.Fatalf("a NIL body: got %q, nil; want an error", b)
+	}
+	var got []remote.Ref
+	err = a.Bodies(ctx, []remote.Ref{{Folder: "INBOX", UIDValidity: 7, UID: 1, Key: "1"}, {Folder: "INBOX", UIDValidity: 7, UID: 2, Key: "2"}},
+		func(r remote.Ref, b []byte) { got = append(got, r) })
+	if len(got) != 0 {
+		t.Errorf("bulk fetch delivered %d NIL bodies as messages (err %v)", len(got), err)
+	}
+}
