@@ -85,6 +85,13 @@ logging { syslog no; };
 	s.wg.Add(1)
 	go s.serve()
 	t.Cleanup(s.Close)
+	if len(inbox) > 0 {
+		// imap4d writes the folder's UIDVALIDITY into the mbox only when
+		// a session changes something; until then each session makes up
+		// its own from the clock. A change undone, written at EXPUNGE,
+		// fixes it before the test's sessions start.
+		s.Run(t, "SELECT INBOX", `STORE 1 +FLAGS (\Seen)`, `STORE 1 -FLAGS (\Seen)`, "EXPUNGE")
+	}
 	return s
 }
 
