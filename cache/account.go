@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 
 	"mailfs/remote"
 )
@@ -37,13 +36,7 @@ func (a *Account) Cached(ref remote.Ref) bool { return a.s.cached(ref) }
 
 // Store puts a body fetched elsewhere into the cache (POP3: durably).
 func (a *Account) Store(ref remote.Ref, body []byte) error {
-	if err := a.s.putBody(ref, body); err != nil {
-		return err
-	}
-	if a.s.pop3 {
-		return a.s.sync()
-	}
-	return nil
+	return a.s.putBody(ref, body)
 }
 
 // Sync makes everything written so far durable.
@@ -160,7 +153,8 @@ func (a *Account) Header(ctx context.Context, ref remote.Ref) ([]byte, error) {
 }
 
 // Body implements remote.Account: the cached body, else the server's,
-// stored (for POP3 durably) before it is returned.
+// stored (for POP3 durably) before it is returned. A body being streamed
+// in (Download) is waited for and read from the cache.
 func (a *Account) Body(ctx context.Context, ref remote.Ref) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -171,16 +165,19 @@ func (a *Account) Body(ctx context.Context, ref remote.Ref) ([]byte, error) {
 	if a.inner == nil {
 		return nil, a.s.missErr(ref)
 	}
+	if a.s.awaitStream(ctx, ref) {
+		if b, ok := a.s.readBody(ref); ok {
+			return b, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
 	b, err := a.inner.Body(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
 	a.store(ref, b)
-	if a.s.pop3 {
-		if err := a.s.sync(); err != nil {
-			a.s.log.Warn("cache: body not made durable", "folder", ref.Folder, "key", msgKey(ref), "err", err)
-		}
-	}
 	return b, nil
 }
 
@@ -200,8 +197,9 @@ func (a *Account) store(ref remote.Ref, b []byte) bool {
 }
 
 // BodyRange implements remote.RangeReader: from the cached body, else from
-// the server without caching the part (an inner account that cannot read
-// ranges fetches, and so caches, the whole body).
+// the server, keeping the chunks the range covers whole (see partial.go:
+// once every chunk of a body is kept, it is cached); an inner account that
+// cannot read ranges fetches, and so caches, the whole body.
 func (a *Account) BodyRange(ctx context.Context, ref remote.Ref, off, n int64) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -222,7 +220,17 @@ func (a *Account) BodyRange(ctx context.Context, ref remote.Ref, off, n int64) (
 		return nil, a.s.missErr(ref)
 	}
 	if rr, ok := a.inner.(remote.RangeReader); ok {
-		return rr.BodyRange(ctx, ref, off, n)
+		b, err := rr.BodyRange(ctx, ref, off, n)
+		if err != nil {
+			return nil, err
+		}
+		got := int64(len(b))
+		end := int64(-1)
+		if got < n && (got > 0 || off == 0) {
+			end = off + got // fewer bytes: the body ends there
+		}
+		a.s.noteRange(ref, off, b, end)
+		return b, nil
 	}
 	b, err := a.Body(ctx, ref)
 	if err != nil {
@@ -233,8 +241,9 @@ func (a *Account) BodyRange(ctx context.Context, ref remote.Ref, off, n int64) (
 }
 
 // StreamRange implements remote.RangeStreamer: from the cached body, one
-// chunk read at a time, else from the server without caching. A cached
-// body evicted while streamed is finished from the server.
+// chunk read at a time, else from the server, keeping the chunks the
+// stream covers whole, as BodyRange does. A cached body evicted while
+// streamed is finished from the server.
 func (a *Account) StreamRange(ctx context.Context, ref remote.Ref, off, n, piece int64, fn func(b []byte)) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
@@ -260,7 +269,14 @@ func (a *Account) StreamRange(ctx context.Context, ref remote.Ref, off, n, piece
 		return done, a.s.missErr(ref)
 	}
 	if rs, ok := a.inner.(remote.RangeStreamer); ok {
-		k, err := rs.StreamRange(ctx, ref, off, n, piece, fn)
+		keep := a.s.newRangeKeeper(ref, off)
+		k, err := rs.StreamRange(ctx, ref, off, n, piece, func(b []byte) {
+			fn(b)
+			keep.add(b)
+		})
+		if err == nil {
+			keep.done(k, n)
+		}
 		return done + k, err
 	}
 	b, err := a.BodyRange(ctx, ref, off, n)
@@ -338,11 +354,8 @@ func (a *Account) Bodies(ctx context.Context, refs []remote.Ref, fn func(ref rem
 		}
 		return nil
 	}
-	var stored atomic.Bool
 	got := func(r remote.Ref, b []byte) {
-		if a.store(r, b) {
-			stored.Store(true)
-		}
+		a.store(r, b)
 		deliver(r, b)
 	}
 	var err error
@@ -350,6 +363,12 @@ func (a *Account) Bodies(ctx context.Context, refs []remote.Ref, fn func(ref rem
 		err = bf.Bodies(ctx, rest, got)
 	} else {
 		for _, r := range rest {
+			if a.s.awaitStream(ctx, r) {
+				if b, ok := a.s.readBody(r); ok {
+					deliver(r, b)
+					continue
+				}
+			}
 			b, berr := a.inner.Body(ctx, r)
 			if errors.Is(berr, remote.ErrNotFound) {
 				continue
@@ -359,11 +378,6 @@ func (a *Account) Bodies(ctx context.Context, refs []remote.Ref, fn func(ref rem
 				break
 			}
 			got(r, b)
-		}
-	}
-	if a.s.pop3 && stored.Load() {
-		if serr := a.s.sync(); serr != nil && err == nil {
-			err = serr
 		}
 	}
 	return err

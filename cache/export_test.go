@@ -1,5 +1,7 @@
 package cache
 
+import "github.com/dgraph-io/badger/v4"
+
 // Hooks for the tests of package cache_test.
 
 // OpenChunked is Open with another chunk size, so that small test messages
@@ -20,4 +22,28 @@ func (s *Store) CachedBytes() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.total
+}
+
+// PartialBytes is the bytes of the chunks of bodies kept from ranges and
+// not yet complete.
+func (s *Store) PartialBytes() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.partBytes
+}
+
+// ChunkCount is the number of body chunks in the database, with a record
+// or without.
+func (s *Store) ChunkCount() int {
+	n := 0
+	s.view(func(txn *badger.Txn) error {
+		prefix := makePrefix(kindBody, s.account)
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
+			n++
+		}
+		return nil
+	})
+	return n
 }

@@ -264,7 +264,8 @@ var errStale = errors.New("stale UIDVALIDITY")
 // putBody stores ref's body, unless it is cached already, belongs to a
 // UIDVALIDITY the folder has left, or (IMAP) exceeds the size bound. The
 // chunks are written first, the record last, so that a crash leaves no
-// half body that looks whole. It does not sync.
+// half body that looks whole; a POP3 body is durable when it returns (see
+// commitBody).
 func (s *Store) putBody(ref remote.Ref, body []byte) error {
 	f, key := fv{ref.Folder, ref.UIDValidity}, msgKey(ref)
 	if ref.Folder == "" {
@@ -306,13 +307,46 @@ func (s *Store) putBody(ref remote.Ref, body []byte) error {
 	if err := s.write(ents); err != nil {
 		return fmt.Errorf("cache: store %s/%s: %v", ref.Folder, key, err)
 	}
-	if err := s.write([]entry{{key: s.metaKey(f, key), value: encodeMeta(m)}}); err != nil {
+	if err := s.commitBody(f, key, m); err != nil {
 		return fmt.Errorf("cache: store %s/%s: %v", ref.Folder, key, err)
+	}
+	return nil
+}
+
+// commitBody writes the record of a body whose chunks are all written and
+// adds the body to the index: from then on it is cached. wmu is held. A
+// POP3 body is made durable first, then its record: the record never
+// outlives its chunks in a crash, and the body counts as cached only once
+// both are on disk (the cache may become its only copy). The partial body
+// the record supersedes, if any, leaves the index; its chunks past the
+// body are deleted.
+func (s *Store) commitBody(f fv, key string, m *bodyMeta) error {
+	if s.pop3 {
+		if err := s.sync(); err != nil {
+			return err
+		}
+	}
+	if err := s.write([]entry{{key: s.metaKey(f, key), value: encodeMeta(m)}}); err != nil {
+		return err
+	}
+	if s.pop3 {
+		if err := s.sync(); err != nil {
+			return err
+		}
 	}
 	s.mu.Lock()
 	s.addBody(f, key, m)
-	over := !s.pop3 && s.maxSize > 0 && s.total > s.maxSize
+	var stray [][]byte
+	if p := s.removePartialLocked(f, key); p != nil {
+		stray = s.partialKeys(f, key, p, m.chunks())
+	}
+	over := s.overLocked()
 	s.mu.Unlock()
+	if len(stray) > 0 {
+		if err := s.deleteKeys(stray); err != nil {
+			s.log.Debug("cache: removing stray chunks failed (the next start removes them)", "err", err)
+		}
+	}
 	if over {
 		s.kick(s.evictCh)
 	}
@@ -394,15 +428,24 @@ func (s *Store) bodyKeys(f fv, key string, m *bodyMeta) [][]byte {
 	return keys
 }
 
+// victim is a body (m) or a partial body (p) that eviction may drop.
 type victim struct {
 	f   fv
 	key string
 	m   *bodyMeta
+	p   *partial
 }
 
-// evict drops least recently used bodies while the cached bytes exceed
-// MaxSize, down to 90% of it, and returns the bytes dropped. POP3 caches
-// are never evicted.
+func (v victim) atime() int64 {
+	if v.p != nil {
+		return v.p.atime
+	}
+	return v.m.atime
+}
+
+// evict drops least recently used bodies, and partial bodies, while the
+// cached bytes exceed MaxSize, down to 90% of it, and returns the bytes
+// dropped. POP3 caches are never evicted.
 func (s *Store) evict() int64 {
 	if s.pop3 || s.maxSize <= 0 {
 		return 0
@@ -410,42 +453,54 @@ func (s *Store) evict() int64 {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	s.mu.Lock()
-	if s.total <= s.maxSize {
+	if !s.overLocked() {
 		s.mu.Unlock()
 		return 0
 	}
 	var all []victim
 	for f, bodies := range s.bodies {
 		for key, m := range bodies {
-			all = append(all, victim{f, key, m})
+			all = append(all, victim{f: f, key: key, m: m})
+		}
+	}
+	for f, ps := range s.partials {
+		for key, p := range ps {
+			all = append(all, victim{f: f, key: key, p: p})
 		}
 	}
 	slices.SortFunc(all, func(a, b victim) int {
-		if a.m.atime != b.m.atime {
-			return cmp.Compare(a.m.atime, b.m.atime)
+		if a.atime() != b.atime() {
+			return cmp.Compare(a.atime(), b.atime())
 		}
-		return cmp.Compare(a.m.seq, b.m.seq)
+		if a.m != nil && b.m != nil {
+			return cmp.Compare(a.m.seq, b.m.seq)
+		}
+		return 0
 	})
 	target := int64(float64(s.maxSize) * evictTarget)
-	var gone []victim
+	var keys [][]byte
 	var freed int64
+	bodies := 0
 	for _, v := range all {
-		if s.total <= target {
+		if s.total+s.partBytes <= target {
 			break
 		}
+		if v.p != nil {
+			s.removePartialLocked(v.f, v.key)
+			keys = append(keys, s.partialKeys(v.f, v.key, v.p, 0)...)
+			freed += v.p.bytes
+			continue
+		}
 		s.removeBodyLocked(v.f, v.key)
-		gone = append(gone, v)
+		keys = append(keys, s.bodyKeys(v.f, v.key, v.m)...)
 		freed += v.m.size
+		bodies++
 	}
 	s.mu.Unlock()
-	var keys [][]byte
-	for _, v := range gone {
-		keys = append(keys, s.bodyKeys(v.f, v.key, v.m)...)
-	}
 	if err := s.deleteKeys(keys); err != nil {
 		s.log.Warn("cache: eviction failed", "err", err)
 	}
-	s.log.Debug("cache: evicted least recently used bodies", "bodies", len(gone), "bytes", freed)
+	s.log.Debug("cache: evicted least recently used bodies", "bodies", bodies, "bytes", freed)
 	return freed
 }
 
@@ -483,6 +538,12 @@ func (s *Store) drop(refs []remote.Ref) error {
 		f, key := fv{ref.Folder, ref.UIDValidity}, msgKey(ref)
 		if m := s.removeBodyLocked(f, key); m != nil {
 			keys = append(keys, s.bodyKeys(f, key, m)...)
+		}
+		if p := s.removePartialLocked(f, key); p != nil {
+			keys = append(keys, s.partialKeys(f, key, p, 0)...)
+		}
+		if fl := s.streams[f][key]; fl != nil {
+			fl.dropped = true // being streamed in: not to be cached
 		}
 		if s.removeHeaderLocked(f, key) {
 			keys = append(keys, s.headerKey(f, key))

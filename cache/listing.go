@@ -39,6 +39,14 @@ func (s *Store) putListing(folder string, l *remote.Listing) error {
 			delete(s.headers, f)
 		}
 	}
+	for f := range s.partials {
+		if f.folder == folder && f.validity != l.UIDValidity {
+			stale = true
+			for key := range s.partials[f] {
+				s.removePartialLocked(f, key)
+			}
+		}
+	}
 	if !s.pop3 {
 		keys = s.expungedLocked(folder, l)
 	}
@@ -89,7 +97,7 @@ func (s *Store) expungedLocked(folder string, l *remote.Listing) [][]byte {
 		return nil
 	}
 	f := fv{folder, l.UIDValidity}
-	if len(s.bodies[f]) == 0 && len(s.headers[f]) == 0 {
+	if len(s.bodies[f]) == 0 && len(s.headers[f]) == 0 && len(s.partials[f]) == 0 {
 		return nil
 	}
 	listed := make(map[string]bool, len(l.Messages))
@@ -113,6 +121,12 @@ func (s *Store) expungedLocked(folder string, l *remote.Listing) [][]byte {
 		if gone(key) {
 			s.removeHeaderLocked(f, key)
 			keys = append(keys, s.headerKey(f, key))
+		}
+	}
+	for key, p := range s.partials[f] {
+		if gone(key) {
+			s.removePartialLocked(f, key)
+			keys = append(keys, s.partialKeys(f, key, p, 0)...)
 		}
 	}
 	return keys
@@ -256,7 +270,7 @@ func (s *Store) decorate(folder string, l *remote.Listing, all bool) *remote.Lis
 		var extra []victim
 		for key, bm := range bodies {
 			if !seen[key] {
-				extra = append(extra, victim{f, key, bm})
+				extra = append(extra, victim{f: f, key: key, m: bm})
 			}
 		}
 		slices.SortFunc(extra, func(a, b victim) int { return cmp.Compare(a.m.seq, b.m.seq) })

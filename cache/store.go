@@ -101,6 +101,9 @@ type Store struct {
 	total       int64                       // bytes of all cached bodies
 	seq         uint64                      // next bodyMeta.seq
 	clock       int64                       // last atime handed out
+	partials    map[fv]map[string]*partial  // bodies being kept from ranges (partial.go)
+	partBytes   int64                       // bytes of all partials' chunks
+	streams     map[fv]map[string]*inflight // bodies being streamed in (stream.go)
 
 	evictCh chan struct{} // wakes the evictor (buffered 1)
 	gcCh    chan struct{} // wakes the value-log collector (buffered 1)
@@ -209,6 +212,8 @@ func open(opts Options, chunk int64) (*Store, error) {
 		listHash: map[string]string{},
 		bodies:   map[fv]map[string]*bodyMeta{},
 		headers:  map[fv]map[string]struct{}{},
+		partials: map[fv]map[string]*partial{},
+		streams:  map[fv]map[string]*inflight{},
 		evictCh:  make(chan struct{}, 1),
 		gcCh:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),

@@ -15,7 +15,9 @@
 //
 // Options turn off UIDL or TOP, turn on APOP (a timestamp in the greeting),
 // and with a TLS configuration offer STLS and, through ServeTLS, a second
-// listener with implicit TLS. Command lines are limited to 512 bytes, a
+// listener with implicit TLS. Others make the server misbehave, for the
+// tests of clients: a RETR that never ends or pauses, LIST sizes that lie,
+// UIDLs with spaces. Command lines are limited to 512 bytes, a
 // connection that sends no command for Options.Timeout is closed, and Close
 // waits for every connection's goroutine.
 package pop3server

@@ -20,8 +20,9 @@ import (
 // Message is one message of the maildrop.
 type Message struct {
 	// UIDL is served verbatim by UIDL: 1 to 70 characters 0x21-0x7E (RFC
-	// 1939). Duplicates are allowed, to test clients against them. An
-	// empty UIDL is replaced by a generated one.
+	// 1939), or with Options.LaxUIDL anything but CR and LF. Duplicates
+	// are allowed, to test clients against them. An empty UIDL is
+	// replaced by a generated one.
 	UIDL string
 	// Raw is the message as stored. It is served as it stands (bare LF
 	// stays bare LF), except that a last line without a line ending gets
@@ -45,6 +46,22 @@ type Options struct {
 	// Timeout closes a connection that sends no command for this long
 	// (default 1 minute).
 	Timeout time.Duration
+
+	// Misbehaviour, to test clients against broken or hostile servers.
+
+	// EndlessRETR makes RETR and TOP send the data and then lines
+	// forever, never the terminating ".".
+	EndlessRETR bool
+	// RETRPause makes RETR stop for this long after its status line and
+	// the first line of data: a slow server, or a large message on a slow
+	// link.
+	RETRPause time.Duration
+	// ListSizes replaces the LIST (and STAT) size of the messages with
+	// these UIDLs: a server whose LIST lies.
+	ListSizes map[string]int
+	// LaxUIDL accepts UIDLs with any byte but CR and LF, spaces included,
+	// which RFC 1939 forbids but some servers send.
+	LaxUIDL bool
 }
 
 // Server is a running POP3 server on 127.0.0.1 with one maildrop.
@@ -63,7 +80,8 @@ type Server struct {
 	conns  map[net.Conn]struct{}
 	closed bool
 
-	wg sync.WaitGroup // accept loops and connections
+	done chan struct{}  // closed by Close: ends pauses
+	wg   sync.WaitGroup // accept loops and connections
 }
 
 // stored is a message of the maildrop.
@@ -86,11 +104,11 @@ func Start(msgs []Message, opts Options) (*Server, error) {
 		opts.Timeout = time.Minute
 	}
 	for _, m := range msgs {
-		if err := checkUIDL(m.UIDL); err != nil {
+		if err := checkUIDL(m.UIDL, opts.LaxUIDL); err != nil {
 			return nil, err
 		}
 	}
-	s := &Server{Username: opts.Username, Password: opts.Password, opts: opts, conns: map[net.Conn]struct{}{}}
+	s := &Server{Username: opts.Username, Password: opts.Password, opts: opts, conns: map[net.Conn]struct{}{}, done: make(chan struct{})}
 	s.Add(msgs...)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -101,7 +119,15 @@ func Start(msgs []Message, opts Options) (*Server, error) {
 	return s, nil
 }
 
-func checkUIDL(u string) error {
+// checkUIDL refuses a UIDL that POP3 cannot carry (lax: one that breaks
+// the line it is sent on).
+func checkUIDL(u string, lax bool) error {
+	if lax {
+		if strings.ContainsAny(u, "\r\n") {
+			return fmt.Errorf("pop3server: UIDL %q has a line break", u)
+		}
+		return nil
+	}
 	if len(u) > 70 {
 		return fmt.Errorf("pop3server: UIDL %q longer than 70 characters", u)
 	}
@@ -174,6 +200,9 @@ func (s *Server) serve(ln net.Listener, implicitTLS bool) bool {
 // deletions are dropped) and waits for their goroutines.
 func (s *Server) Close() error {
 	s.mu.Lock()
+	if !s.closed {
+		close(s.done)
+	}
 	s.closed = true
 	for _, ln := range s.lns {
 		ln.Close()
@@ -205,7 +234,7 @@ func (s *Server) Add(msgs ...Message) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, m := range msgs {
-		if err := checkUIDL(m.UIDL); err != nil {
+		if err := checkUIDL(m.UIDL, s.opts.LaxUIDL); err != nil {
 			panic(err)
 		}
 		s.nextID++
@@ -478,10 +507,10 @@ func (ss *session) transaction(verb, arg string) bool {
 		return ss.reply("+OK")
 	case "STAT":
 		count, size := 0, 0
-		for i, m := range ss.msgs {
+		for i := range ss.msgs {
 			if !ss.deleted[i] {
 				count++
-				size += len(m.wire)
+				size += ss.listSize(i)
 			}
 		}
 		return ss.reply(fmt.Sprintf("+OK %d %d", count, size))
@@ -493,7 +522,7 @@ func (ss *session) transaction(verb, arg string) bool {
 			if verb == "UIDL" {
 				return fmt.Sprintf("%d %s", i+1, ss.msgs[i].uidl)
 			}
-			return fmt.Sprintf("%d %d", i+1, len(ss.msgs[i].wire))
+			return fmt.Sprintf("%d %d", i+1, ss.listSize(i))
 		}
 		if len(args) > 0 {
 			i, e := ss.message(args[0])
@@ -529,7 +558,28 @@ func (ss *session) transaction(verb, arg string) bool {
 			data = top(data, k)
 		}
 		ss.w.WriteString(fmt.Sprintf("+OK %d octets\r\n", len(data)))
+		if verb == "RETR" && o.RETRPause > 0 {
+			first := len(data)
+			if i := bytes.IndexByte(data, '\n'); i >= 0 {
+				first = i + 1
+			}
+			writeStuffed(ss.w, data[:first])
+			if ss.w.Flush() != nil {
+				return false
+			}
+			select {
+			case <-time.After(o.RETRPause):
+			case <-ss.s.done:
+				return false
+			}
+			ss.conn.SetDeadline(time.Now().Add(o.Timeout))
+			data = data[first:]
+		}
 		writeStuffed(ss.w, data)
+		if o.EndlessRETR {
+			ss.endless()
+			return false
+		}
 		return ss.reply(".")
 	case "DELE":
 		if len(args) != 1 {
@@ -545,6 +595,32 @@ func (ss *session) transaction(verb, arg string) bool {
 		return ss.reply("-ERR already logged in")
 	}
 	return ss.reply("-ERR unknown command")
+}
+
+// listSize is what LIST says of message i: its size on the wire, unless
+// Options.ListSizes says otherwise.
+func (ss *session) listSize(i int) int {
+	if n, ok := ss.s.opts.ListSizes[ss.msgs[i].uidl]; ok {
+		return n
+	}
+	return len(ss.msgs[i].wire)
+}
+
+// endless sends lines until the client goes away or the server closes.
+func (ss *session) endless() {
+	line := []byte(strings.Repeat("endless ", 127) + "data\r\n") // 1 KiB
+	block := bytes.Repeat(line, 64)
+	for {
+		select {
+		case <-ss.s.done:
+			return
+		default:
+		}
+		ss.conn.SetDeadline(time.Now().Add(ss.s.opts.Timeout))
+		if _, err := ss.w.Write(block); err != nil {
+			return
+		}
+	}
 }
 
 // top is the header of msg (up to and including the empty line that ends

@@ -404,3 +404,69 @@ func TestTLS(t *testing.T) {
 		t.Errorf("STLS without TLSConfig: %s", r)
 	}
 }
+
+func TestMisbehaviour(t *testing.T) {
+	t.Run("lax UIDL", func(t *testing.T) {
+		if _, err := Start([]Message{{UIDL: "a\r\nb", Raw: []byte("x\r\n")}}, Options{LaxUIDL: true}); err == nil {
+			t.Errorf("a UIDL with a line break accepted")
+		}
+		s := start(t, []Message{{UIDL: "has space", Raw: []byte("x\r\n")}}, Options{LaxUIDL: true})
+		c, _ := dial(t, s.Addr)
+		c.login("demo", "demo")
+		if _, data := c.multi("UIDL"); string(data) != "1 has space\r\n" {
+			t.Errorf("UIDL: got %q, want %q", data, "1 has space\r\n")
+		}
+	})
+	t.Run("list sizes", func(t *testing.T) {
+		s := start(t, sample, Options{ListSizes: map[string]int{"b%2": 7}})
+		c, _ := dial(t, s.Addr)
+		c.login("demo", "demo")
+		_, data := c.multi("LIST")
+		want := fmt.Sprintf("1 %d\r\n2 7\r\n3 %d\r\n", len(sample[0].Raw), len(sample[2].Raw))
+		if string(data) != want {
+			t.Errorf("LIST: got %q, want %q", data, want)
+		}
+		if r := c.cmd("LIST 2"); r != "+OK 2 7" {
+			t.Errorf("LIST 2: got %q", r)
+		}
+	})
+	t.Run("pause", func(t *testing.T) {
+		s := start(t, sample, Options{RETRPause: 300 * time.Millisecond})
+		c, _ := dial(t, s.Addr)
+		c.login("demo", "demo")
+		begin := time.Now()
+		if _, data := c.multi("RETR 1"); !bytes.Equal(data, []byte("Subject: one\r\n\r\n..leading dot\r\n...two dots\r\n..\r\nend\r\n")) {
+			t.Errorf("RETR 1: got %q", data)
+		}
+		if d := time.Since(begin); d < 300*time.Millisecond {
+			t.Errorf("RETR took %v, want at least the pause", d)
+		}
+	})
+	t.Run("endless", func(t *testing.T) {
+		s := start(t, sample, Options{EndlessRETR: true})
+		c, _ := dial(t, s.Addr)
+		c.login("demo", "demo")
+		if r := c.cmd("RETR 1"); !strings.HasPrefix(r, "+OK") {
+			t.Fatalf("RETR: %s", r)
+		}
+		var n int
+		for n < 4<<20 {
+			l, err := c.r.ReadBytes('\n')
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(l) == ".\r\n" {
+				t.Fatal("the endless RETR ended")
+			}
+			n += len(l)
+		}
+		c.conn.Close()
+		done := make(chan struct{})
+		go func() { s.Close(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("Close hangs behind an endless RETR")
+		}
+	})
+}

@@ -5,6 +5,11 @@
 // is missing, fetches only that, and every body is stored as it arrives, so
 // an interrupted run (Ctrl-C, kill -9) loses at most the bodies in flight and
 // the next run fetches exactly the rest.
+//
+// Memory stays bounded whatever the size of a message: a cache that can
+// fetch bodies into itself without handing them over (Downloader:
+// cache.Account, which streams POP3 bodies to disk chunk by chunk) is asked
+// to, and the bodies never pass through here.
 package syncer
 
 import (
@@ -25,6 +30,15 @@ type Cache interface {
 	remote.Account
 	Cached(ref remote.Ref) bool
 	Sync() error
+}
+
+// Downloader is implemented by caches that fetch bodies into themselves
+// without handing them over, so that no body is held whole in memory
+// (cache.Account.Download). fn is called once per body the cache then
+// holds, with its size, never concurrently; a message the server no longer
+// has is skipped.
+type Downloader interface {
+	Download(ctx context.Context, refs []remote.Ref, fn func(ref remote.Ref, size int64)) error
 }
 
 // Options tune a run. Zero values take the defaults.
@@ -182,17 +196,23 @@ feed:
 	return res, firstErr
 }
 
-// fetchBatch fetches one batch in one request where the account can, one
-// by one otherwise; the cache stores each body as it arrives.
+// fetchBatch has the cache download one batch (Downloader), else fetches
+// it in one request where the account can, one by one otherwise; the cache
+// stores each body as it arrives.
 func fetchBatch(ctx context.Context, acct Cache, batch []remote.Ref, opts Options) (int, int64, error) {
 	var n int
 	var bytes int64
-	got := func(ref remote.Ref, body []byte) {
+	stored := func(ref remote.Ref, size int64) {
 		n++
-		bytes += int64(len(body))
+		bytes += size
 		if opts.Fetched != nil {
-			opts.Fetched(ref, int64(len(body)))
+			opts.Fetched(ref, size)
 		}
+	}
+	got := func(ref remote.Ref, body []byte) { stored(ref, int64(len(body))) }
+	if d, ok := acct.(Downloader); ok {
+		err := d.Download(ctx, batch, stored)
+		return n, bytes, err
 	}
 	if bf, ok := acct.(remote.BulkFetcher); ok {
 		err := bf.Bodies(ctx, batch, got)

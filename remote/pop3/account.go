@@ -1,12 +1,15 @@
 package pop3
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,6 +58,9 @@ const (
 	// inUseWait is how long a login waits for a maildrop that another client
 	// has locked (at most Timeout).
 	inUseWait = 5 * time.Second
+	// listWait is how long List waits for the session slot before it
+	// answers from the view of the session that holds it.
+	listWait = 200 * time.Millisecond
 )
 
 // Account is a remote.Account on a POP3 maildrop: one folder, INBOX.
@@ -70,13 +76,22 @@ type Account struct {
 	gen     uint64         // counts parkings; an idle timer expires its own only
 	pending sync.WaitGroup // timer callbacks armed or running
 	closed  bool
+	// view is the open session (holding the slot, or parked) whose UIDL
+	// and LIST have run, unless it is a deleting one: its listing is the
+	// maildrop as the server shows it while that session lasts. nil once
+	// the session ends. viewSet is closed (and replaced) whenever view is
+	// set, waking Lists that wait for one.
+	view    *session
+	viewSet chan struct{}
 
-	noTOP atomic.Bool // TOP failed where RETR worked: use RETR for headers
+	noTOP      atomic.Bool // TOP failed where RETR worked: use RETR for headers
+	spaceNoted atomic.Bool // UIDLs with spaces were logged once
 }
 
 var (
-	_ remote.Account = (*Account)(nil)
-	_ remote.Deleter = (*Account)(nil)
+	_ remote.Account      = (*Account)(nil)
+	_ remote.Deleter      = (*Account)(nil)
+	_ remote.BodyStreamer = (*Account)(nil)
 )
 
 // errStale asks for an operation to be tried again in a fresh session.
@@ -113,7 +128,7 @@ func Dial(ctx context.Context, cfg Config) (*Account, error) {
 	if cfg.Auth == AuthAPOP && strings.Contains(cfg.Username, " ") {
 		return nil, fmt.Errorf("pop3: APOP cannot send a user name with a space: %w; use auth = \"user\"", remote.ErrAuth)
 	}
-	a := &Account{cfg: cfg, log: cfg.Logger, slot: make(chan struct{}, 1)}
+	a := &Account{cfg: cfg, log: cfg.Logger, slot: make(chan struct{}, 1), viewSet: make(chan struct{})}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -142,7 +157,8 @@ const (
 // do runs fn in a session, holding the account's only session slot. A
 // session that fails below POP3 is closed, never reused. fn gets reused =
 // true in a parked session: there, errStale or a connection the server has
-// closed make do try once more in a fresh session (reads only).
+// closed make do try once more in a fresh session (reads only, and only
+// while no data went to the caller's writer).
 func (a *Account) do(ctx context.Context, op string, mode useMode, fn func(s *session, reused bool) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -153,7 +169,11 @@ func (a *Account) do(ctx context.Context, op string, mode useMode, fn func(s *se
 		return ctx.Err()
 	}
 	defer func() { <-a.slot }()
+	return a.run(ctx, op, mode, fn)
+}
 
+// run is do for a caller that holds the slot.
+func (a *Account) run(ctx context.Context, op string, mode useMode, fn func(s *session, reused bool) error) error {
 	a.mu.Lock()
 	if a.closed {
 		a.mu.Unlock()
@@ -175,11 +195,13 @@ func (a *Account) do(ctx context.Context, op string, mode useMode, fn func(s *se
 			if s, err = a.login(ctx); err != nil {
 				return err
 			}
+			s.deleting = mode == useDelete
 		}
+		s.handed = false
 		end := s.dc.Begin(ctx)
 		err = fn(s, reused)
 		end()
-		if reused && ctx.Err() == nil && (errors.Is(err, errStale) || s.dead()) {
+		if reused && !s.handed && ctx.Err() == nil && (errors.Is(err, errStale) || s.dead()) {
 			// The parked session's view of the maildrop is too old, or the
 			// server dropped it while it was idle. (A server that stopped
 			// answering is not asked again: that would double the time
@@ -292,6 +314,24 @@ func (a *Account) quitParked(s *session) {
 	}
 }
 
+// setView makes s's listing the account's view of the maildrop.
+func (a *Account) setView(s *session) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.view = s
+	close(a.viewSet)
+	a.viewSet = make(chan struct{})
+}
+
+// dropView forgets s's listing as it ends.
+func (a *Account) dropView(s *session) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.view == s {
+		a.view = nil
+	}
+}
+
 // Folders implements remote.Account: a POP3 maildrop is one folder, INBOX.
 func (a *Account) Folders(ctx context.Context) ([]remote.Folder, error) {
 	return []remote.Folder{{Name: "INBOX", Path: []string{"INBOX"}}}, nil
@@ -307,39 +347,52 @@ func checkFolder(folder string) error {
 // List implements remote.Account with UIDL and LIST in one fresh session.
 // Keys are the UIDLs, in the server's order; sizes are LIST's; UID,
 // UIDValidity and Date are zero (POP3 has none of them).
+//
+// A listing never waits behind a long operation (the background download
+// of a large message): when the session slot stays busy for listWait, List
+// answers with the listing of the session holding it, from its UIDL and
+// LIST, which is the maildrop as the server shows it while that session
+// locks it. It waits on only while the session has not listed yet (a
+// login), or deletes.
 func (a *Account) List(ctx context.Context, folder string) (*remote.Listing, error) {
 	if err := checkFolder(folder); err != nil {
 		return nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	timer := time.NewTimer(listWait)
+	defer timer.Stop()
+	waited := false
+	for acquired := false; !acquired; {
+		a.mu.Lock()
+		view, set := a.view, a.viewSet
+		a.mu.Unlock()
+		if waited && view != nil {
+			a.log.Debug("pop3: session busy, listing from its view of the maildrop", "addr", a.cfg.Addr, "age", time.Since(view.started).Round(time.Millisecond))
+			return &remote.Listing{Messages: slices.Clone(view.rows)}, nil
+		}
+		tc := timer.C
+		if waited {
+			tc = nil
+		}
+		select {
+		case a.slot <- struct{}{}:
+			acquired = true
+		case <-tc:
+			waited = true
+		case <-set:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	defer func() { <-a.slot }()
 	lst := &remote.Listing{}
-	err := a.do(ctx, "list", useFresh, func(s *session, reused bool) error {
-		ids, err := s.loadKeys()
-		if err != nil {
+	err := a.run(ctx, "list", useFresh, func(s *session, reused bool) error {
+		if err := s.loadKeys(true); err != nil {
 			return err
 		}
-		sizes, err := s.pc.List(0)
-		if err != nil {
-			return s.libError("LIST", err)
-		}
-		if err := s.inSync("LIST"); err != nil {
-			return err
-		}
-		size := make(map[int]int64, len(sizes))
-		for _, m := range sizes {
-			size[m.ID] = int64(m.Size)
-		}
-		lst.Messages = make([]remote.MessageInfo, 0, len(ids))
-		for _, id := range ids {
-			if s.keys[id.UID] != id.ID {
-				continue // a duplicate UIDL, logged by loadKeys
-			}
-			n, ok := size[id.ID]
-			if !ok {
-				a.log.Warn("pop3: message in UIDL but not in LIST, skipped", "addr", a.cfg.Addr, "uidl", id.UID, "message", id.ID)
-				continue
-			}
-			lst.Messages = append(lst.Messages, remote.MessageInfo{Key: id.UID, Size: n})
-		}
+		lst.Messages = slices.Clone(s.rows)
 		return nil
 	})
 	if err != nil {
@@ -349,14 +402,14 @@ func (a *Account) List(ctx context.Context, folder string) (*remote.Listing, err
 }
 
 // fetch runs a multi-line command (RETR or TOP) for the message named
-// ref.Key in a session: UIDL gives its number in that session.
-func (a *Account) fetch(ctx context.Context, op string, ref remote.Ref, fn func(s *session, n int) ([]byte, error)) ([]byte, error) {
+// ref.Key in a session: UIDL gives its number in that session, LIST its
+// size, which bounds the data (limitFor).
+func (a *Account) fetch(ctx context.Context, op string, ref remote.Ref, fn func(s *session, n int, size int64) error) error {
 	if err := checkFolder(ref.Folder); err != nil {
-		return nil, err
+		return err
 	}
-	var out []byte
-	err := a.do(ctx, op, useRead, func(s *session, reused bool) error {
-		n, ok, err := s.number(ref.Key)
+	return a.do(ctx, op, useRead, func(s *session, reused bool) error {
+		n, size, ok, err := s.number(ref.Key)
 		if err != nil {
 			return err
 		}
@@ -366,7 +419,7 @@ func (a *Account) fetch(ctx context.Context, op string, ref remote.Ref, fn func(
 			}
 			return fmt.Errorf("pop3: INBOX/%s: %w", ref.Key, remote.ErrNotFound)
 		}
-		out, err = fn(s, n)
+		err = fn(s, n, size)
 		var re *respError
 		switch {
 		case errors.As(err, &re) && reused:
@@ -378,10 +431,6 @@ func (a *Account) fetch(ctx context.Context, op string, ref remote.Ref, fn func(
 		}
 		return err
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // Body implements remote.Account with RETR: the message as the server sends
@@ -390,9 +439,50 @@ func (a *Account) fetch(ctx context.Context, op string, ref remote.Ref, fn func(
 // message stored without a final line ending; Dovecot's LIST size does not
 // count it).
 func (a *Account) Body(ctx context.Context, ref remote.Ref) ([]byte, error) {
-	return a.fetch(ctx, "body", ref, func(s *session, n int) ([]byte, error) {
-		return s.multi("RETR " + strconv.Itoa(n))
+	var out []byte
+	err := a.fetch(ctx, "body", ref, func(s *session, n int, size int64) error {
+		var err error
+		out, err = s.multi("RETR "+strconv.Itoa(n), limitFor(size), size)
+		return err
 	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// StreamBody implements remote.BodyStreamer: what Body returns, written to
+// w as RETR delivers it (in pieces of up to 64 KiB), never held whole.
+func (a *Account) StreamBody(ctx context.Context, ref remote.Ref, w io.Writer) (int64, error) {
+	var written int64
+	err := a.fetch(ctx, "body", ref, func(s *session, n int, size int64) error {
+		hw := &handWriter{w: w, s: s}
+		bw := bufio.NewWriterSize(hw, 64<<10)
+		_, err := s.multiTo("RETR "+strconv.Itoa(n), bw, limitFor(size), size)
+		if err == nil {
+			err = bw.Flush()
+		}
+		written = hw.n
+		return err
+	})
+	return written, err
+}
+
+// handWriter is the caller's writer: once it has been written to, the
+// session's operation cannot be repeated (session.handed).
+type handWriter struct {
+	w io.Writer
+	s *session
+	n int64
+}
+
+func (h *handWriter) Write(p []byte) (int, error) {
+	if len(p) > 0 {
+		h.s.handed = true
+	}
+	n, err := h.w.Write(p)
+	h.n += int64(n)
+	return n, err
 }
 
 // Header implements remote.Account with TOP n 0 (RETR where the server has
@@ -400,30 +490,39 @@ func (a *Account) Body(ctx context.Context, ref remote.Ref) ([]byte, error) {
 // continuation lines as sent, then an empty line, like IMAP's
 // BODY[HEADER.FIELDS (...)].
 func (a *Account) Header(ctx context.Context, ref remote.Ref) ([]byte, error) {
-	return a.fetch(ctx, "header", ref, func(s *session, n int) ([]byte, error) {
+	var out []byte
+	err := a.fetch(ctx, "header", ref, func(s *session, n int, size int64) error {
+		retr := "RETR " + strconv.Itoa(n)
 		if !a.noTOP.Load() {
-			b, err := s.multi("TOP " + strconv.Itoa(n) + " 0")
+			b, err := s.multi("TOP "+strconv.Itoa(n)+" 0", limitFor(size), size)
 			var re *respError
 			if !errors.As(err, &re) {
 				if err != nil {
-					return nil, err
+					return err
 				}
-				return headerFields(b), nil
+				out = headerFields(b)
+				return nil
 			}
-			b, err = s.multi("RETR " + strconv.Itoa(n))
+			b, err = s.multi(retr, limitFor(size), size)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			a.log.Info("pop3: TOP refused, reading headers with RETR", "addr", a.cfg.Addr, "reply", re.text)
 			a.noTOP.Store(true)
-			return headerFields(b), nil
+			out = headerFields(b)
+			return nil
 		}
-		b, err := s.multi("RETR " + strconv.Itoa(n))
+		b, err := s.multi(retr, limitFor(size), size)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		return headerFields(b), nil
+		out = headerFields(b)
+		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // headerFields returns the fields of msg's header that remote.HeaderFields
@@ -472,7 +571,7 @@ func (a *Account) Delete(ctx context.Context, refs []remote.Ref) error {
 	quitSent, quitRefused := false, false
 	var gone []string
 	err := a.do(ctx, "delete", useDelete, func(s *session, reused bool) error {
-		if _, err := s.loadKeys(); err != nil {
+		if err := s.loadKeys(false); err != nil {
 			return err
 		}
 		gone = gone[:0]

@@ -35,10 +35,20 @@ type session struct {
 	started time.Time
 	broken  bool  // an I/O or protocol failure: close, never reuse
 	ioErr   error // the I/O failure, if that is what broke it
+	// handed is set once the running operation wrote message data to a
+	// caller's writer: it cannot be repeated in another session.
+	handed bool
+	// deleting marks a session that Delete runs: its view of the maildrop
+	// is about to change, so it is not offered to List (see Account.view).
+	deleting bool
 
 	// keys maps a UIDL to its message number in this session (the first
-	// message with that UIDL); nil until UIDL has run.
-	keys map[string]int
+	// message with that UIDL), sizes a message number to its LIST size,
+	// rows is the listing (UIDL order, messages LIST lacks left out); nil
+	// until loadKeys has run.
+	keys  map[string]int
+	sizes map[int]int64
+	rows  []remote.MessageInfo
 }
 
 // respError is a server's "-ERR" answer: the session stays usable.
@@ -218,11 +228,14 @@ func (s *session) handshake(ctx context.Context) error {
 	return nil
 }
 
+// maxCapa bounds a CAPA answer.
+const maxCapa = 64 << 10
+
 // startTLS asks for the server's capabilities, requires STLS among them,
 // and switches to TLS (RFC 2595). It never goes on in plain text.
 func (s *session) startTLS(ctx context.Context) error {
 	addr := s.a.cfg.Addr
-	caps, err := s.multi("CAPA")
+	caps, err := s.multi("CAPA", maxCapa, -1)
 	var re *respError
 	if errors.As(err, &re) {
 		return fmt.Errorf("pop3: %s does not offer STLS (CAPA %s): %w: not falling back to plain text", addr, re.text, remote.ErrTLS)
@@ -358,18 +371,41 @@ func (s *session) cmd(line string) (string, error) {
 }
 
 // multi sends a command with a multi-line answer and returns the data,
-// dot-stuffing undone, line endings as sent.
-func (s *session) multi(line string) ([]byte, error) {
+// dot-stuffing undone, line endings as sent; more than limit bytes of data
+// are a protocol error (listed: as for multiTo).
+func (s *session) multi(line string, limit, listed int64) ([]byte, error) {
+	var buf sliceWriter // multiTo preallocates it
+	if _, err := s.multiTo(line, &buf, limit, listed); err != nil {
+		return nil, err
+	}
+	return buf.b, nil
+}
+
+// multiTo sends a command with a multi-line answer and writes the data to w
+// as it arrives (see readDataTo). listed is the message's LIST size, for
+// the error message (-1: none).
+func (s *session) multiTo(line string, w io.Writer, limit, listed int64) (int64, error) {
 	name := strings.Fields(line)[0]
 	status, err := s.cmd(line)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
-	data, err := s.readData(name, sizeHint(status))
+	if sw, ok := w.(*sliceWriter); ok && sw.b == nil {
+		sw.b = make([]byte, 0, min(int64(sizeHint(status)), limit+1))
+	}
+	n, err := s.readDataTo(name, w, limit, listed)
 	if err != nil {
-		return nil, err
+		return n, err
 	}
-	return data, s.inSync(name)
+	return n, s.inSync(name)
+}
+
+// sliceWriter collects what is written to it.
+type sliceWriter struct{ b []byte }
+
+func (w *sliceWriter) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
 }
 
 // sizeHint reads the size from "+OK 1234 octets" (as Dovecot and others
@@ -386,22 +422,53 @@ func sizeHint(status string) int {
 	return min(n, 16<<20) + 64
 }
 
-// maxMessage bounds what one RETR may hold in memory.
-const maxMessage = 1 << 30
+// Bounds on what one RETR or TOP may send. A server that never sends the
+// terminating "." (or lies in LIST) is stopped once the data passes
+// twice the message's LIST size plus slack (a LIST size may leave out the
+// CRLF a server adds at the end, or count LF line endings it sends as
+// CRLF), and never reads past maxMessage.
+const (
+	maxMessage = 1 << 30
+	sizeSlack  = 1 << 20
+)
 
-// readData reads the data of a multi-line response up to the terminating
-// ".\r\n" line, which it consumes. Exactly the bytes of each line as sent
-// are kept, its line ending included (CRLF, or a bare LF from a server that
+// limitFor is the most data a RETR or TOP of a message whose LIST size is
+// listed may send.
+func limitFor(listed int64) int64 {
+	if listed < 0 || listed > (maxMessage-sizeSlack)/2 {
+		return maxMessage
+	}
+	return 2*listed + sizeSlack
+}
+
+// readData is readDataTo into memory, bounded by maxMessage.
+func (s *session) readData(cmd string, hint int) ([]byte, error) {
+	w := sliceWriter{b: make([]byte, 0, hint)}
+	if _, err := s.readDataTo(cmd, &w, maxMessage, -1); err != nil {
+		return nil, err
+	}
+	return w.b, nil
+}
+
+// readDataTo reads the data of a multi-line response up to the terminating
+// ".\r\n" line, which it consumes, and writes it to w as it arrives; it
+// returns the bytes written. Exactly the bytes of each line as sent are
+// kept, its line ending included (CRLF, or a bare LF from a server that
 // sends one); a line of any length is kept whole; the first "." of a line
-// starting with "." is the stuffing and is removed (RFC 1939 section 3). The
-// line ending before the terminator belongs to the last line, so a message
-// whose last line had no line ending comes back with the CRLF that the
-// server had to add.
+// starting with "." is the stuffing and is removed (RFC 1939 section 3).
+// The line ending before the terminator belongs to the last line, so a
+// message whose last line had no line ending comes back with the CRLF that
+// the server had to add.
+//
+// Data beyond limit bytes is a protocol error (listed, the LIST size, is
+// named in it when known): the session is broken, never reused. So is a
+// session whose writer failed, since the rest of the answer is unread; the
+// writer's error is returned as it is.
 //
 // go-pop3's ReadAll cannot be used for this: it turns every bare LF into
 // CRLF and buffers a whole line of any length.
-func (s *session) readData(cmd string, hint int) ([]byte, error) {
-	out := make([]byte, 0, hint)
+func (s *session) readDataTo(cmd string, w io.Writer, limit, listed int64) (int64, error) {
+	var total int64
 	atStart := true
 	for {
 		frag, err := s.br.ReadSlice('\n')
@@ -409,63 +476,250 @@ func (s *session) readData(cmd string, hint int) ([]byte, error) {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			return nil, s.ioError(cmd, err)
+			return total, s.ioError(cmd, err)
 		}
 		full := err == nil // frag ends a line
 		if atStart && len(frag) > 0 && frag[0] == '.' {
 			if full && (string(frag) == ".\r\n" || string(frag) == ".\n") {
-				return out, nil
+				return total, nil
 			}
 			frag = frag[1:]
 		}
-		out = append(out, frag...)
 		atStart = full
-		if len(out) > maxMessage {
+		if total+int64(len(frag)) > limit {
 			s.broken = true
-			return nil, fmt.Errorf("pop3: %s: %s: %w: more than %d bytes", s.a.cfg.Addr, cmd, remote.ErrProtocol, maxMessage)
+			if listed >= 0 && limit < maxMessage {
+				return total, fmt.Errorf("pop3: %s: %s: %w: more than %d bytes of a message whose LIST size is %d; the server does not end it",
+					s.a.cfg.Addr, cmd, remote.ErrProtocol, limit, listed)
+			}
+			return total, fmt.Errorf("pop3: %s: %s: %w: more than %d bytes", s.a.cfg.Addr, cmd, remote.ErrProtocol, limit)
+		}
+		if len(frag) == 0 {
+			continue
+		}
+		n, werr := w.Write(frag)
+		total += int64(n)
+		if werr == nil && n < len(frag) {
+			werr = io.ErrShortWrite
+		}
+		if werr != nil {
+			s.broken = true // the rest of the answer is unread
+			return total, werr
 		}
 	}
 }
 
-// loadKeys runs UIDL once per session and maps each UIDL to its number.
-// Duplicates keep their first number.
-func (s *session) loadKeys() ([]gopop3.MessageID, error) {
-	ids, err := s.pc.Uidl(0)
+// maxMessages bounds the lines of a UIDL or LIST listing: a server that
+// lists more is not believed.
+const maxMessages = 1 << 20
+
+// maxUIDL is the longest UIDL kept (RFC 1939 allows 70 characters): a
+// message's file name is its UIDL.
+const maxUIDL = 250
+
+// loadKeys runs UIDL and, with list, LIST, once per session, and records
+// each UIDL's message number (duplicates keep their first number), each
+// number's LIST size and the listing they make; see parseUIDL for the
+// UIDLs that are refused. The listing becomes the account's view of the
+// maildrop. Delete needs no LIST: it runs UIDL alone.
+func (s *session) loadKeys(list bool) error {
+	addr := s.a.cfg.Addr
+	var ids []uidlRow
+	numbers := map[int]bool{}
+	err := s.listing("UIDL", func(line []byte) error {
+		n, uidl, problem, err := parseUIDL(line)
+		switch {
+		case err != nil:
+			return fmt.Errorf("pop3: %s: UIDL: %w: %v", addr, remote.ErrProtocol, err)
+		case problem != "":
+			s.a.log.Warn("pop3: message skipped: "+problem, "addr", addr, "message", n, "uidl", clean(string(line)))
+			return nil
+		case numbers[n]:
+			s.a.log.Warn("pop3: message listed twice by UIDL, its first UIDL kept", "addr", addr, "message", n, "uidl", uidl)
+			return nil
+		}
+		numbers[n] = true
+		if strings.Contains(uidl, " ") && s.a.spaceNoted.CompareAndSwap(false, true) {
+			s.a.log.Info("pop3: the server's UIDLs contain spaces (RFC 1939 forbids them); each is kept whole as the message's name", "addr", addr, "uidl", uidl)
+		}
+		ids = append(ids, uidlRow{n, uidl})
+		return nil
+	})
 	if err != nil {
-		err = s.libError("UIDL", err)
 		var re *respError
 		if errors.As(err, &re) {
-			return nil, fmt.Errorf("pop3: %s does not support UIDL (%s); mailfs needs stable message names: %w", s.a.cfg.Addr, re.text, remote.ErrProtocol)
+			return fmt.Errorf("pop3: %s does not support UIDL (%s); mailfs needs stable message names: %w", addr, re.text, remote.ErrProtocol)
 		}
-		return nil, err
-	}
-	if err := s.inSync("UIDL"); err != nil {
-		return nil, err
+		return err
 	}
 	s.keys = make(map[string]int, len(ids))
 	for _, id := range ids {
-		if _, dup := s.keys[id.UID]; dup {
-			s.a.log.Warn("pop3: duplicate UIDL, only its first message is shown", "addr", s.a.cfg.Addr, "uidl", id.UID, "message", id.ID)
+		if _, dup := s.keys[id.uidl]; dup {
+			s.a.log.Warn("pop3: duplicate UIDL, only its first message is shown", "addr", addr, "uidl", id.uidl, "message", id.n)
 			continue
 		}
-		s.keys[id.UID] = id.ID
+		s.keys[id.uidl] = id.n
 	}
-	return ids, nil
+	if !list {
+		return nil
+	}
+	sizes := make(map[int]int64, len(ids))
+	err = s.listing("LIST", func(line []byte) error {
+		n, size, err := parseScan(line)
+		if err != nil {
+			return fmt.Errorf("pop3: %s: LIST: %w: %v", addr, remote.ErrProtocol, err)
+		}
+		if _, dup := sizes[n]; !dup {
+			sizes[n] = size
+		}
+		return nil
+	})
+	var re *respError
+	if errors.As(err, &re) {
+		return fmt.Errorf("pop3: %s: LIST: %s: %w", addr, re, remote.ErrProtocol)
+	}
+	if err != nil {
+		return err
+	}
+	s.sizes = sizes
+	s.rows = make([]remote.MessageInfo, 0, len(ids))
+	for _, id := range ids {
+		if s.keys[id.uidl] != id.n {
+			continue // a duplicate UIDL, logged above
+		}
+		size, ok := sizes[id.n]
+		if !ok {
+			s.a.log.Warn("pop3: message in UIDL but not in LIST, skipped", "addr", addr, "uidl", id.uidl, "message", id.n)
+			continue
+		}
+		s.rows = append(s.rows, remote.MessageInfo{Key: id.uidl, Size: size})
+	}
+	if !s.deleting {
+		s.a.setView(s)
+	}
+	return nil
 }
 
-// number returns the message number of key in this session.
-func (s *session) number(key string) (int, bool, error) {
-	if s.keys == nil {
-		if _, err := s.loadKeys(); err != nil {
-			return 0, false, err
+type uidlRow struct {
+	n    int
+	uidl string
+}
+
+// listing sends cmd (UIDL or LIST without an argument) and calls fn with
+// each line of the answer, line ending and dot-stuffing removed. Lines are
+// bounded by maxLine, their number by maxMessages.
+func (s *session) listing(cmd string, fn func(line []byte) error) error {
+	if _, err := s.cmd(cmd); err != nil {
+		return err
+	}
+	for count := 0; ; count++ {
+		line, err := s.br.ReadSlice('\n')
+		switch {
+		case err == bufio.ErrBufferFull || (err == nil && len(line) > maxLine):
+			return s.ioError(cmd, errLineTooLong)
+		case err == io.EOF:
+			return s.ioError(cmd, io.ErrUnexpectedEOF)
+		case err != nil:
+			return s.ioError(cmd, err)
+		}
+		line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
+		if len(line) > 0 && line[0] == '.' {
+			if len(line) == 1 {
+				return s.inSync(cmd)
+			}
+			line = line[1:]
+		}
+		if count >= maxMessages {
+			s.broken = true
+			return fmt.Errorf("pop3: %s: %s: %w: more than %d messages listed", s.a.cfg.Addr, cmd, remote.ErrProtocol, maxMessages)
+		}
+		if err := fn(line); err != nil {
+			s.broken = true
+			return err
 		}
 	}
-	n, ok := s.keys[key]
-	return n, ok, nil
+}
+
+// parseNumber parses the message number that starts a listing line and
+// returns the rest of the line after it.
+func parseNumber(line []byte) (int, []byte, error) {
+	i := 0
+	for i < len(line) && line[i] >= '0' && line[i] <= '9' {
+		i++
+	}
+	n, err := strconv.Atoi(string(line[:i]))
+	if err != nil || n < 1 {
+		return 0, nil, fmt.Errorf("bad message number in %q", clean(string(line)))
+	}
+	return n, line[i:], nil
+}
+
+// parseUIDL parses a line of a UIDL listing: the message number, one
+// space, the UIDL. The UIDL is everything after that space, kept whole
+// even where it holds spaces (which RFC 1939 forbids), so that no two
+// messages can end up with one name. A UIDL that is empty, longer than
+// maxUIDL or holds a control character cannot name a file: problem says
+// so and the message is skipped. err is for a line that is not a UIDL
+// line at all.
+func parseUIDL(line []byte) (n int, uidl, problem string, err error) {
+	n, rest, err := parseNumber(line)
+	if err != nil {
+		return 0, "", "", err
+	}
+	if len(rest) > 0 && rest[0] != ' ' {
+		return 0, "", "", fmt.Errorf("bad message number in %q", clean(string(line)))
+	}
+	if len(rest) > 0 {
+		rest = rest[1:]
+	}
+	switch {
+	case len(rest) == 0:
+		return n, "", "its UIDL is empty", nil
+	case len(rest) > maxUIDL:
+		return n, "", fmt.Sprintf("its UIDL is longer than %d bytes", maxUIDL), nil
+	case bytes.ContainsFunc(rest, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return n, "", "its UIDL holds a control character", nil
+	}
+	return n, string(rest), "", nil
+}
+
+// parseScan parses a line of a LIST listing: the message number, a space,
+// the size; RFC 1939 allows anything after that.
+func parseScan(line []byte) (int, int64, error) {
+	n, rest, err := parseNumber(line)
+	if err != nil {
+		return 0, 0, err
+	}
+	f := bytes.Fields(rest)
+	if len(rest) == 0 || rest[0] != ' ' || len(f) == 0 {
+		return 0, 0, fmt.Errorf("no size in %q", clean(string(line)))
+	}
+	size, err := strconv.ParseInt(string(f[0]), 10, 64)
+	if err != nil || size < 0 || f[0][0] == '+' {
+		return 0, 0, fmt.Errorf("bad size in %q", clean(string(line)))
+	}
+	return n, size, nil
+}
+
+// number returns the message number of key in this session and its LIST
+// size; ok is false for a key the session does not list.
+func (s *session) number(key string) (n int, size int64, ok bool, err error) {
+	if s.sizes == nil {
+		if err := s.loadKeys(true); err != nil {
+			return 0, 0, false, err
+		}
+	}
+	n, ok = s.keys[key]
+	if !ok {
+		return 0, 0, false, nil
+	}
+	size, ok = s.sizes[n]
+	return n, size, ok, nil
 }
 
 // quit ends the session with QUIT (which commits DELEs) and closes it.
 func (s *session) quit() error {
+	s.a.dropView(s)
 	err := s.pc.Quit() // closes the connection
 	s.raw.Close()
 	if err != nil {
@@ -476,6 +730,7 @@ func (s *session) quit() error {
 
 // close drops the connection without QUIT: nothing is committed.
 func (s *session) close() {
+	s.a.dropView(s)
 	s.broken = true
 	s.raw.Close()
 }
