@@ -6,7 +6,12 @@ PKGS     := ./...
 # machine has two cores and every package starts its own servers.
 TESTFLAGS ?= -race -count=1 -p 1 -timeout 20m
 
-.PHONY: all build demo test test-short bench lint setup setup-test clean
+# Fuzzing: `make fuzz` runs every fuzz target for FUZZTIME; `make test`
+# ends with each for FUZZSMOKE (no -race: it slows fuzzing down too much).
+FUZZTIME  ?= 60s
+FUZZSMOKE ?= 3s
+
+.PHONY: all build demo test test-short bench lint setup setup-test clean fuzz fuzz-smoke
 
 all: build
 
@@ -28,6 +33,7 @@ demo: setup build
 test: setup-test
 	$(GO) vet $(PKGS) mailfs/testdata
 	$(GO) test $(TESTFLAGS) $(PKGS)
+	@$(MAKE) --no-print-directory fuzz-smoke
 
 test-short:
 	$(GO) test -race -short $(PKGS)
@@ -41,3 +47,21 @@ lint:
 
 clean:
 	rm -rf bin
+
+# fuzzrun runs the fuzz target $(2) of package $(3) for $(1); go test -fuzz
+# takes one package and one target at a time.
+fuzzrun = $(GO) test -run='^$$' -fuzz='^$(2)$$' -fuzztime=$(1) $(3)
+
+fuzz:
+	$(call fuzzrun,$(FUZZTIME),FuzzNames,./fs)
+	$(call fuzzrun,$(FUZZTIME),FuzzFields,./internal/header)
+	$(call fuzzrun,$(FUZZTIME),FuzzParse,./internal/config)
+	$(call fuzzrun,$(FUZZTIME),FuzzReadData,./remote/pop3)
+	$(call fuzzrun,$(FUZZTIME),FuzzResponses,./remote/imap)
+
+fuzz-smoke:
+	$(call fuzzrun,$(FUZZSMOKE),FuzzNames,./fs)
+	$(call fuzzrun,$(FUZZSMOKE),FuzzFields,./internal/header)
+	$(call fuzzrun,$(FUZZSMOKE),FuzzParse,./internal/config)
+	$(call fuzzrun,$(FUZZSMOKE),FuzzReadData,./remote/pop3)
+	$(call fuzzrun,$(FUZZSMOKE),FuzzResponses,./remote/imap)
