@@ -675,7 +675,20 @@ func (a *Account) catchUp(cn *conn, ref remote.Ref) error {
 // the literal of the response naming uid.
 func fetchOneSection(cn *conn, uid uint32, section *imap.FetchItemBodySection, consume func(lit imap.LiteralReader) error) (bool, error) {
 	found := false
-	cmd := cn.c.Fetch(imap.UIDSetNum(imap.UID(uid)), &imap.FetchOptions{
+	err := fetchSections(cn, imap.UIDSetNum(imap.UID(uid)), section, func(got uint32, lit imap.LiteralReader) error {
+		if got != uid || found {
+			return nil // not ours: drained by readSection
+		}
+		found = true
+		return consume(lit)
+	})
+	return found, err
+}
+
+// fetchSections is UID FETCH set (UID BODY.PEEK[section]); consume gets
+// each response's UID and literal (see readSection).
+func fetchSections(cn *conn, set imap.UIDSet, section *imap.FetchItemBodySection, consume func(uid uint32, lit imap.LiteralReader) error) error {
+	cmd := cn.c.Fetch(set, &imap.FetchOptions{
 		UID:         true,
 		BodySection: []*imap.FetchItemBodySection{section},
 	})
@@ -686,19 +699,12 @@ func fetchOneSection(cn *conn, uid uint32, section *imap.FetchItemBodySection, c
 		if msg == nil {
 			break
 		}
-		_, err := readSection(cn, msg, func(got uint32, lit imap.LiteralReader) error {
-			if got != uid || found {
-				return nil // not ours: drained by readSection
-			}
-			found = true
-			return consume(lit)
-		})
-		if err != nil {
+		if _, err := readSection(cn, msg, consume); err != nil {
 			broken = true
-			return found, err
+			return err
 		}
 	}
-	return found, cmd.Close()
+	return cmd.Close()
 }
 
 // fetchOne fetches one section of one message into memory.
@@ -966,38 +972,21 @@ func (a *Account) Bodies(ctx context.Context, refs []remote.Ref, fn func(remote.
 // fetchBodies is UID FETCH set (UID BODY.PEEK[]); each body of a UID in
 // byUID goes to fn and leaves byUID.
 func fetchBodies(cn *conn, set imap.UIDSet, byUID map[uint32]remote.Ref, fn func(remote.Ref, []byte)) error {
-	cmd := cn.c.Fetch(set, &imap.FetchOptions{
-		UID:         true,
-		BodySection: []*imap.FetchItemBodySection{{Peek: true}},
-	})
-	var broken bool
-	defer closeFetch(cmd, &broken)
-	for {
-		msg := cmd.Next()
-		if msg == nil {
-			break
-		}
-		_, err := readSection(cn, msg, func(uid uint32, lit imap.LiteralReader) error {
-			r, ok := byUID[uid]
-			if !ok || lit == nil {
-				// NIL is no body (an expunged message), not an empty
-				// one: left undelivered.
-				return nil
-			}
-			body, err := readLiteral(lit, maxBody)
-			if err != nil {
-				return err
-			}
-			delete(byUID, uid)
-			fn(r, body)
+	return fetchSections(cn, set, &imap.FetchItemBodySection{Peek: true}, func(uid uint32, lit imap.LiteralReader) error {
+		r, ok := byUID[uid]
+		if !ok || lit == nil {
+			// NIL is no body (an expunged message), not an empty one:
+			// left undelivered.
 			return nil
-		})
+		}
+		body, err := readLiteral(lit, maxBody)
 		if err != nil {
-			broken = true
 			return err
 		}
-	}
-	return cmd.Close()
+		delete(byUID, uid)
+		fn(r, body)
+		return nil
+	})
 }
 
 // Close expunges what Delete flagged (expunge = on-unmount, or what an

@@ -156,6 +156,23 @@ func peakHeap(fn func()) uint64 {
 	return peak - base
 }
 
+// flood writes first, then piece every interval until stopped.
+func flood(first, piece string, every time.Duration) func(w io.Writer, stop <-chan struct{}) {
+	return func(w io.Writer, stop <-chan struct{}) {
+		io.WriteString(w, first)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(every):
+			}
+			if _, err := io.WriteString(w, piece); err != nil {
+				return
+			}
+		}
+	}
+}
+
 // TestEndlessAndTricklingReplies: a response line that never ends grew
 // memory to 3.8 GB, and a server trickling bytes held a request far past
 // the timeout (26 s with 5 s), because every byte restarted it.
@@ -166,45 +183,9 @@ func TestEndlessAndTricklingReplies(t *testing.T) {
 		reply func(w io.Writer, stop <-chan struct{})
 		limit time.Duration
 	}{
-		{"endless line", func(w io.Writer, stop <-chan struct{}) {
-			io.WriteString(w, "* 1 FETCH (UID 1 FLAGS (")
-			for {
-				select {
-				case <-stop:
-					return
-				case <-time.After(10 * time.Millisecond):
-				}
-				if _, err := io.WriteString(w, chunk); err != nil {
-					return
-				}
-			}
-		}, 10 * time.Second},
-		{"endless literal outside FETCH", func(w io.Writer, stop <-chan struct{}) {
-			io.WriteString(w, "* OK [ALERT] {4000000000}\r\n")
-			for {
-				select {
-				case <-stop:
-					return
-				case <-time.After(10 * time.Millisecond):
-				}
-				if _, err := io.WriteString(w, chunk); err != nil {
-					return
-				}
-			}
-		}, 10 * time.Second},
-		{"trickle", func(w io.Writer, stop <-chan struct{}) {
-			io.WriteString(w, "* OK ")
-			for {
-				select {
-				case <-stop:
-					return
-				case <-time.After(300 * time.Millisecond):
-				}
-				if _, err := io.WriteString(w, "a"); err != nil {
-					return
-				}
-			}
-		}, 4*time.Second + 3*time.Second},
+		{"endless line", flood("* 1 FETCH (UID 1 FLAGS (", chunk, 10*time.Millisecond), 10 * time.Second},
+		{"endless literal outside FETCH", flood("* OK [ALERT] {4000000000}\r\n", chunk, 10*time.Millisecond), 10 * time.Second},
+		{"trickle", flood("* OK ", "a", 300*time.Millisecond), 4*time.Second + 3*time.Second},
 		{"stall", func(w io.Writer, stop <-chan struct{}) { <-stop }, 3 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
