@@ -179,6 +179,9 @@ func (a *Account) dial(ctx context.Context) (*conn, error) {
 	opts := &imapclient.Options{
 		TLSConfig:   a.cfg.TLSConfig,
 		WordDecoder: wordDecoder,
+		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+			Fetch: a.unsolicited,
+		},
 	}
 	var c *imapclient.Client
 	switch a.cfg.TLS {
@@ -1011,6 +1014,22 @@ func (a *Account) Close() error {
 		cn.c.Close()
 	}
 	return err
+}
+
+// unsolicited reads a FETCH response no command took. imapclient hands a
+// UID command only responses naming one of its UIDs: a listing row with
+// UID 0 lands here, and is said so in the log rather than dropped
+// silently.
+func (a *Account) unsolicited(msg *imapclient.FetchMessageData) {
+	for {
+		item := msg.Next()
+		if item == nil {
+			return
+		}
+		if u, ok := item.(imapclient.FetchItemDataUID); ok && u.UID == 0 {
+			a.log.Warn("imap: a FETCH response with UID 0, skipped", "seq", msg.SeqNum)
+		}
+	}
 }
 
 // errRefused: the server answered NO or BAD to something that should have

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"runtime"
 	"strings"
@@ -439,5 +440,41 @@ func TestNILBody(t *testing.T) {
 		func(r remote.Ref, b []byte) { got = append(got, r) })
 	if len(got) != 0 {
 		t.Errorf("bulk fetch delivered %d NIL bodies as messages (err %v)", len(got), err)
+	}
+}
+
+// TestListingRowsDropped: rows a listing cannot use (no UID, no size) are
+// left out, and said so in the log, not dropped silently.
+func TestListingRowsDropped(t *testing.T) {
+	s := startScript(t, func(tag, verb, line string, w io.Writer) bool {
+		if verb != "UID FETCH" {
+			return false
+		}
+		date := `INTERNALDATE "01-Jan-2024 00:00:00 +0000"`
+		io.WriteString(w, "* 1 FETCH (UID 0 RFC822.SIZE 5 "+date+" FLAGS ())\r\n"+
+			"* 2 FETCH (UID 2 "+date+" FLAGS ())\r\n"+
+			"* 3 FETCH (UID 3 RFC822.SIZE 7 "+date+" FLAGS ())\r\n"+tag+" OK done\r\n")
+		return true
+	})
+	logs := &syncBuffer{}
+	a := dial(t, imap.Config{Addr: s.addr, TLS: imap.TLSNone, Username: "u", Password: "p", Timeout: 2 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	l, err := a.List(context.Background(), "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Messages) != 1 || l.Messages[0].UID != 3 {
+		t.Fatalf("listing %+v, want only UID 3", l.Messages)
+	}
+	// imapclient hands the row with UID 0 to no command: it is logged
+	// from its own goroutine.
+	deadline := time.Now().Add(2 * time.Second)
+	for !strings.Contains(logs.String(), "UID 0") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, want := range []string{"UID 0", "without size or date"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("no log line %q:\n%s", want, logs)
+		}
 	}
 }
