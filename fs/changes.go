@@ -84,16 +84,22 @@ func (n *folderNode) message(ctx context.Context, name string) (*dirInfo, *msgSt
 	if err != nil {
 		return nil, nil, toErrno(n.fs.log, "lookup", err)
 	}
-	key, ok := messageKey(name)
-	if !ok && d.folder != "" && isShortened(name) {
-		key, ok = n.fs.folder(d.folder).shortKey(name)
-	}
-	if !ok || d.folder == "" {
+	if d.folder == "" {
 		return d, nil, 0
 	}
-	ms, err := n.fs.folder(d.folder).lookup(ctx, key)
-	if err != nil {
-		return nil, nil, toErrno(n.fs.log, "lookup", err)
+	key, ok := messageKey(name)
+	if !ok && isShortened(name) {
+		key, ok = n.fs.folder(d.folder).shortKey(name)
+	}
+	var ms *msgState
+	if ok {
+		if ms, err = n.fs.folder(d.folder).lookup(ctx, key); err != nil {
+			return nil, nil, toErrno(n.fs.log, "lookup", err)
+		}
+	}
+	if ms == nil {
+		// The name mv gave a message, or a file was written under.
+		ms = n.fs.folder(d.folder).aliasFor(name)
 	}
 	return d, ms, 0
 }
@@ -358,7 +364,7 @@ func (n *folderNode) Create(ctx context.Context, name string, flags uint32, mode
 	s.mu.Unlock()
 	dr.fillAttr(&out.Attr)
 	child := n.NewInode(ctx, dr, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: inoOf("draft", d.folder, name, dr.created.String())})
-	return child, &draftHandle{}, fuse.FOPEN_DIRECT_IO, 0
+	return child, dr.handle(true), fuse.FOPEN_DIRECT_IO, 0
 }
 
 // dropDraft forgets a draft being unlinked before it was appended.
@@ -413,9 +419,25 @@ type draftNode struct {
 	dropped  bool          // unlinked before it was appended
 	failed   bool          // the last append failed, and close said so
 	broken   syscall.Errno // a write failed (or the writer was killed): never appended
+	open     int           // handles not yet released
 }
 
-type draftHandle struct{}
+// draftHandle is one open of a draft; write says whether it was opened
+// for writing. Only a writer's close appends, and the draft ends at the
+// last release of any handle: cat or a file manager's preview opening a
+// file still being written must neither append half of it nor close it
+// under the writer.
+type draftHandle struct {
+	write bool
+}
+
+// handle counts a new open of the draft.
+func (dr *draftNode) handle(write bool) *draftHandle {
+	dr.mu.Lock()
+	dr.open++
+	dr.mu.Unlock()
+	return &draftHandle{write: write}
+}
 
 var (
 	_ fusefs.NodeGetattrer = (*draftNode)(nil)
@@ -498,11 +520,18 @@ func errnoOf(err error) syscall.Errno {
 
 func (dr *draftNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
 	dr.mu.Lock()
-	defer dr.mu.Unlock()
-	if dr.spool == nil {
+	gone := dr.spool == nil
+	dr.mu.Unlock()
+	if gone {
 		return nil, 0, syscall.ENOENT
 	}
-	return &draftHandle{}, fuse.FOPEN_DIRECT_IO, 0
+	return dr.handle(flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0), fuse.FOPEN_DIRECT_IO, 0
+}
+
+// writer reports whether fh was opened for writing.
+func writer(fh fusefs.FileHandle) bool {
+	h, ok := fh.(*draftHandle)
+	return ok && h.write
 }
 
 func (dr *draftNode) Read(ctx context.Context, fh fusefs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
@@ -551,6 +580,9 @@ func (dr *draftNode) Write(ctx context.Context, fh fusefs.FileHandle, data []byt
 // an earlier close of a duplicate descriptor (a shell's `exec 3>f; echo a
 // >&3`) is deleted again.
 func (dr *draftNode) Flush(ctx context.Context, fh fusefs.FileHandle) syscall.Errno {
+	if !writer(fh) {
+		return 0 // a reader's close changes nothing
+	}
 	if caller, ok := fuse.FromContext(ctx); ok && killed(caller.Pid) {
 		dr.commitMu.Lock()
 		defer dr.commitMu.Unlock()
@@ -579,10 +611,16 @@ func (dr *draftNode) Release(ctx context.Context, fh fusefs.FileHandle) syscall.
 	dr.mu.Lock()
 	failed := dr.failed
 	dr.mu.Unlock()
-	if !failed {
+	if writer(fh) && !failed {
 		dr.commit(context.Background())
 	}
-	dr.finish() // appended, dropped, or failed (and said so at close)
+	dr.mu.Lock()
+	dr.open--
+	last := dr.open <= 0
+	dr.mu.Unlock()
+	if last {
+		dr.finish() // appended, dropped, or failed (and said so at close)
+	}
 	return 0
 }
 

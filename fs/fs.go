@@ -99,6 +99,7 @@ type FS struct {
 	treeFailures int
 	treeRetry    time.Time
 	treeStart    time.Time // when the running folder-list fetch began
+	treeGen      uint64    // counts changes to the tree made here
 }
 
 // dirInfo is one directory of the tree.
@@ -188,7 +189,7 @@ func (f *FS) tree(ctx context.Context) (map[string]*dirInfo, error) {
 		ch = make(chan struct{})
 		f.refreshing = ch
 		f.treeStart = time.Now()
-		go f.refreshTree(ch)
+		go f.refreshTree(ch, f.treeGen)
 	}
 	wait := have && !f.listedAt.IsZero()
 	start := f.treeStart
@@ -216,7 +217,7 @@ func (f *FS) tree(ctx context.Context) (map[string]*dirInfo, error) {
 // refreshTree fetches the folder list and builds the tree, then closes ch.
 // A failure keeps the tree there was (logged), or is treeErr when there was
 // none, and backs off.
-func (f *FS) refreshTree(ch chan struct{}) {
+func (f *FS) refreshTree(ch chan struct{}, gen uint64) {
 	fctx, cancel := context.WithTimeout(f.bg, 5*time.Minute)
 	folders, err := f.acct.Folders(fctx)
 	cancel()
@@ -227,6 +228,9 @@ func (f *FS) refreshTree(ch chan struct{}) {
 	if err == nil {
 		f.dirs = buildTree(folders)
 		f.listedAt = time.Now()
+		if f.treeGen != gen {
+			f.listedAt = time.Time{} // a change here came in meanwhile
+		}
 		f.treeFailures = 0
 		f.treeRetry = time.Time{}
 	} else {
@@ -344,9 +348,11 @@ func (f *FS) refuse(errno syscall.Errno) syscall.Errno {
 	return errno
 }
 
-// invalidateTree makes the next look at the tree fetch the folder list.
+// invalidateTree makes the next look at the tree fetch the folder list,
+// including a fetch already on its way (begun before the change).
 func (f *FS) invalidateTree() {
 	f.mu.Lock()
 	f.listedAt = time.Time{}
+	f.treeGen++
 	f.mu.Unlock()
 }

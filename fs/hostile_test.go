@@ -15,6 +15,7 @@ import (
 	"mailfs/internal/dovecottest"
 	"mailfs/internal/faultproxy"
 	"mailfs/internal/memserver"
+	"mailfs/remote"
 	"mailfs/remote/imap"
 )
 
@@ -212,5 +213,47 @@ func TestInvalidFlag(t *testing.T) {
 	}
 	if err := syscall.Setxattr(p, "user.mail.flags", []byte(`\Seen $label`), 0); err != nil {
 		t.Fatalf("a valid flag: %v", err)
+	}
+}
+
+// TestDraftOpenedWhileWritten: a file being written that something else
+// opens and closes (cat, a file manager's preview) had its first half
+// appended, and the writer's next write failed with EBADF.
+func TestDraftOpenedWhileWritten(t *testing.T) {
+	dir, c, _ := quirkMount(t, memserver.Quirks{}, simpleMsgs("INBOX", 1), imap.Config{}, Options{})
+	p := filepath.Join(dir, "INBOX", "new.eml")
+	w, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, second := "Subject: whole\r\n\r\nfirst half\r\n", "second half\r\n"
+	if _, err := w.WriteString(first); err != nil {
+		t.Fatal(err)
+	}
+	r, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(p); err != nil || string(b) != first {
+		t.Errorf("reading the file being written: %q, %v", b, err)
+	}
+	r.Close()
+	if _, err := w.WriteString(second); err != nil {
+		t.Fatalf("writing after a reader closed: %v", err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err := c.List(context.Background(), "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Messages) != 2 {
+		t.Fatalf("%d messages in INBOX, want the one there was and the new one", len(l.Messages))
+	}
+	m := l.Messages[1]
+	b, err := c.Body(context.Background(), remote.Ref{Folder: "INBOX", UIDValidity: l.UIDValidity, UID: m.UID, Key: m.Key})
+	if err != nil || string(b) != first+second {
+		t.Errorf("appended %q, %v; want the whole file", b, err)
 	}
 }
