@@ -84,12 +84,23 @@ type Account struct {
 
 	raw nameMap // folder names go-imap could not decode (wire.go)
 
-	// changeMu serializes the changes that safeStore checks, across the
+	// changing serializes the changes that safeStore checks, across the
 	// whole account: one of them must not take another's effect (a
 	// message flagged on another connection meanwhile) for the server's
-	// doing. It is held across network waits, by changes only: reads
-	// never take it.
-	changeMu sync.Mutex
+	// doing. Its token is held across network waits, by changes only
+	// (reads never take it), and taken before a connection is: a change
+	// waiting for it holds no connection whose deadline could run out.
+	changing chan struct{}
+}
+
+// lockChanges takes the change token, or fails when ctx ends first.
+func (a *Account) lockChanges(ctx context.Context) (unlock func(), err error) {
+	select {
+	case a.changing <- struct{}{}:
+		return func() { <-a.changing }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 var (
@@ -139,7 +150,7 @@ func Dial(ctx context.Context, cfg Config) (*Account, error) {
 	default:
 		return nil, fmt.Errorf("imap: unknown expunge mode %q (want %q, %q or %q)", cfg.Expunge, ExpungeNever, ExpungeOnUnmount, ExpungeImmediate)
 	}
-	a := &Account{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.Connections),
+	a := &Account{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.Connections), changing: make(chan struct{}, 1),
 		busy: make(map[*conn]struct{}), pending: make(map[string]*pendingExpunge)}
 	cn, err := a.get(ctx, "")
 	if err != nil {
@@ -301,6 +312,10 @@ func commandLimit(timeout time.Duration) time.Duration { return 4 * timeout }
 
 // perRow is the time a listing may take per message, beyond commandLimit.
 const perRow = time.Millisecond
+
+// maxRows bounds a listing (about 100 bytes a row in memory): a server
+// that sends rows without end fails instead.
+const maxRows = 5_000_000
 
 // idleCheck is how long a pooled connection may sit unused before it is
 // checked with a NOOP: after a laptop's sleep or a NAT timeout, a dead
@@ -537,7 +552,7 @@ func (a *Account) List(ctx context.Context, folder string) (*remote.Listing, err
 		if cn.exists == 0 {
 			return nil
 		}
-		cn.dc.Extend(time.Duration(cn.exists) * perRow)
+		cn.dc.Extend(time.Duration(min(cn.exists, maxRows)) * perRow)
 		var set imap.UIDSet
 		set.AddRange(1, 0)
 		cmd := cn.c.Fetch(set, &imap.FetchOptions{UID: true, Flags: true, RFC822Size: true, InternalDate: true})
@@ -599,6 +614,13 @@ func (a *Account) List(ctx context.Context, folder string) (*remote.Listing, err
 			if !haveSize || !haveDate {
 				a.log.Warn("imap: listing row without size or date, skipped", "folder", folder, "uid", row.UID)
 				continue
+			}
+			if len(lst.Messages) >= maxRows {
+				// The connection ends, so that closing the command
+				// (deferred) drains only what is on its way.
+				cn.broken = true
+				cn.dc.Conn.Close()
+				return fmt.Errorf("imap: folder %q: more than %d messages listed: %w", folder, maxRows, remote.ErrProtocol)
 			}
 			row.Key = strconv.FormatUint(uint64(row.UID), 10)
 			rows[row.UID] = len(lst.Messages)
@@ -702,7 +724,7 @@ func fetchSections(cn *conn, set imap.UIDSet, section *imap.FetchItemBodySection
 		if msg == nil {
 			break
 		}
-		if _, err := readSection(cn, msg, consume); err != nil {
+		if _, err := readSection(cn, msg, section, consume); err != nil {
 			broken = true
 			return err
 		}
@@ -715,13 +737,10 @@ func (a *Account) fetchOne(ctx context.Context, ref remote.Ref, section *imap.Fe
 	var out []byte
 	err := a.fetchSection(ctx, ref, section, func(lit imap.LiteralReader) error {
 		if lit == nil {
-			if section.Partial == nil {
-				// NIL, not "": Dovecot's answer for a message another
-				// session expunged. Never an empty message.
-				return fmt.Errorf("imap: %s/%d: the server sends NIL for it: %w", ref.Folder, ref.UID, remote.ErrNotFound)
-			}
-			out = []byte{} // a range past the end
-			return nil
+			// NIL, not "" (which a range past the end is): Dovecot's
+			// answer for a message another session expunged. Never an
+			// empty message, nor the end of one.
+			return fmt.Errorf("imap: %s/%d: the server sends NIL for it: %w", ref.Folder, ref.UID, remote.ErrNotFound)
 		}
 		var err error
 		out, err = readLiteral(lit, max)
@@ -741,7 +760,11 @@ func (a *Account) StreamRange(ctx context.Context, ref remote.Ref, off, n, piece
 	err = a.fetchSection(ctx, ref, &imap.FetchItemBodySection{Peek: true, Partial: p},
 		func(lit imap.LiteralReader) error {
 			if lit == nil {
-				return nil
+				// NIL, not "": the message is gone.
+				return fmt.Errorf("imap: %s/%d: the server sends NIL for it: %w", ref.Folder, ref.UID, remote.ErrNotFound)
+			}
+			if lit.Size() > p.Size {
+				return fmt.Errorf("imap: the server sends %d bytes where %d at most were asked for: %w", lit.Size(), p.Size, remote.ErrProtocol)
 			}
 			// A retry on a fresh connection (do) fetches the range again
 			// from off: what an earlier attempt delivered is skipped,
@@ -791,7 +814,7 @@ func closeFetch(cmd *imapclient.FetchCommand, broken *bool) {
 // readSection consumes one message of a FETCH response for one body
 // section; consume gets the section's literal (nil for NIL) and the UID
 // that came before it. Whatever consume leaves unread is drained.
-func readSection(cn *conn, msg *imapclient.FetchMessageData, consume func(uid uint32, lit imap.LiteralReader) error) (uid uint32, err error) {
+func readSection(cn *conn, msg *imapclient.FetchMessageData, asked *imap.FetchItemBodySection, consume func(uid uint32, lit imap.LiteralReader) error) (uid uint32, err error) {
 	for {
 		item := msg.Next()
 		if item == nil {
@@ -805,7 +828,11 @@ func readSection(cn *conn, msg *imapclient.FetchMessageData, consume func(uid ui
 			if item.Literal != nil {
 				lit = &countedLiteral{LiteralReader: item.Literal}
 			}
-			if err := consume(uid, lit); err != nil {
+			err := sameRange(asked, item.Section)
+			if err == nil {
+				err = consume(uid, lit)
+			}
+			if err != nil {
 				// imapclient's reader goroutine waits until the literal
 				// is read to its end, and Client.Close waits for it: the
 				// connection is closed first, so draining it ends at
@@ -822,6 +849,23 @@ func readSection(cn *conn, msg *imapclient.FetchMessageData, consume func(uid ui
 			}
 		}
 	}
+}
+
+// sameRange checks that a response's section starts where the one asked
+// for does: a server that ignores <off.n> and sends the body from its
+// start must not have those bytes taken for the range.
+func sameRange(asked, got *imap.FetchItemBodySection) error {
+	if asked == nil || asked.Partial == nil || asked.Partial.Offset == 0 && (got == nil || got.Partial == nil) {
+		return nil
+	}
+	if got == nil || got.Partial == nil || got.Partial.Offset != asked.Partial.Offset {
+		var at any = "no origin"
+		if got != nil && got.Partial != nil {
+			at = got.Partial.Offset
+		}
+		return fmt.Errorf("imap: asked for bytes from %d, the server answers with %v: %w", asked.Partial.Offset, at, remote.ErrProtocol)
+	}
+	return nil
 }
 
 // drain reads what is left of a literal. One that ends before its

@@ -68,10 +68,13 @@ func (a *Account) Delete(ctx context.Context, refs []remote.Ref) error {
 func (a *Account) deleteIn(ctx context.Context, folder string, refs []remote.Ref) error {
 	wanted, absent := uidsOf(refs)
 	if len(wanted) > 0 {
+		unlock, err := a.lockChanges(ctx)
+		if err != nil {
+			return err
+		}
+		defer unlock()
 		var gone []uint32
-		err := a.do(ctx, folder, selWrite, func(cn *conn) error {
-			a.changeMu.Lock()
-			defer a.changeMu.Unlock()
+		err = a.do(ctx, folder, selWrite, func(cn *conn) error {
 			if err := checkChange(cn, refs); err != nil {
 				return err
 			}
@@ -85,14 +88,19 @@ func (a *Account) deleteIn(ctx context.Context, folder string, refs []remote.Ref
 			if len(there) == 0 {
 				return nil
 			}
-			flagged, err := a.safeStore(cn, there, imap.StoreFlagsAdd, []imap.Flag{imap.FlagDeleted})
-			if err != nil {
-				return fmt.Errorf("imap: %s: flag \\Deleted: %w", folder, err)
+			flagged, serr := a.safeStore(cn, there, imap.StoreFlagsAdd, []imap.Flag{imap.FlagDeleted})
+			if serr != nil {
+				serr = fmt.Errorf("imap: %s: flag \\Deleted: %w", folder, serr)
+				if !errors.Is(serr, errCollateral) {
+					return serr
+				}
+				// What the server did besides is undone; what was asked
+				// is done, and goes on as asked. The call fails.
 			}
 			gone = append(gone, missing(there, flagged)...)
 			slices.Sort(gone)
 			if len(flagged) == 0 {
-				return nil
+				return serr
 			}
 			switch a.expunge {
 			case ExpungeOnUnmount:
@@ -102,11 +110,11 @@ func (a *Account) deleteIn(ctx context.Context, folder string, refs []remote.Ref
 				// this fails.
 				a.remember(folder, cn.validity, flagged)
 				if err := a.uidExpunge(cn, flagged); err != nil {
-					return fmt.Errorf("imap: %s: expunge: %w", folder, err)
+					return errors.Join(serr, fmt.Errorf("imap: %s: expunge: %w", folder, err))
 				}
 				a.forget(folder, cn.validity, flagged)
 			}
-			return nil
+			return serr
 		})
 		if err != nil {
 			return err
@@ -172,10 +180,13 @@ func (a *Account) move(ctx context.Context, refs []remote.Ref, dest string, fn f
 	}
 	wanted, absent := uidsOf(refs)
 	if len(wanted) > 0 {
+		unlock, err := a.lockChanges(ctx)
+		if err != nil {
+			return err
+		}
+		defer unlock()
 		var gone []uint32
-		err := a.do(ctx, folder, selWrite, func(cn *conn) error {
-			a.changeMu.Lock()
-			defer a.changeMu.Unlock()
+		err = a.do(ctx, folder, selWrite, func(cn *conn) error {
 			if err := checkChange(cn, refs); err != nil {
 				return err
 			}
@@ -292,7 +303,7 @@ func (a *Account) strayMoves(cn *conn, folder, dest string, asked []uint32, data
 	if len(back) == 0 {
 		return nil
 	}
-	err := a.onFolder(cn, dest, folder, func() error {
+	err := a.onFolder(cn, dest, data.UIDValidity, folder, func() error {
 		there, _, err := a.present(cn, back)
 		if err != nil || len(there) == 0 {
 			return err
@@ -315,7 +326,7 @@ func (a *Account) strayCopies(cn *conn, folder, dest string, asked []uint32, dat
 	if len(extra) == 0 {
 		return nil
 	}
-	err := a.onFolder(cn, dest, folder, func() error {
+	err := a.onFolder(cn, dest, data.UIDValidity, folder, func() error {
 		there, _, err := a.present(cn, extra)
 		if err != nil || len(there) == 0 {
 			return err
@@ -332,13 +343,20 @@ func (a *Account) strayCopies(cn *conn, folder, dest string, asked []uint32, dat
 }
 
 // onFolder runs fn with other open read-write on cn, then opens back
-// read-write. A folder whose UIDVALIDITY changed meanwhile fails.
-func (a *Account) onFolder(cn *conn, other, back string, fn func() error) error {
+// read-write. fn does not run if other's UIDVALIDITY is not otherValidity
+// (the one its COPYUID named): the UIDs would name other messages. A
+// folder whose UIDVALIDITY changed meanwhile fails.
+func (a *Account) onFolder(cn *conn, other string, otherValidity uint32, back string, fn func() error) error {
 	validity := cn.validity
 	if err := a.open(cn, other, true, true); err != nil {
 		return err
 	}
-	err := fn()
+	var err error
+	if otherValidity != 0 && cn.validity != otherValidity {
+		err = fmt.Errorf("imap: folder %q: %w (COPYUID said %d, now %d): nothing undone there", other, remote.ErrUIDValidity, otherValidity, cn.validity)
+	} else {
+		err = fn()
+	}
 	if oerr := a.open(cn, back, true, true); oerr != nil {
 		return errors.Join(err, oerr)
 	}
@@ -405,6 +423,8 @@ func (a *Account) Append(ctx context.Context, folder string, r io.ReaderAt, size
 			}
 		}
 		cn.sent = true
+		// The upload takes its time: the overall limit grows by it.
+		cn.dc.Extend(time.Duration(size) * time.Second / minRate)
 		cmd := cn.c.Append(folder, size, opts)
 		n, werr := io.Copy(cmd, io.NewSectionReader(r, 0, size))
 		if werr == nil && n != size {
@@ -476,9 +496,12 @@ func (a *Account) SetFlags(ctx context.Context, ref remote.Ref, flags []string) 
 	}
 	deleted := hasFlag(fl, imap.FlagDeleted)
 	uids := []uint32{ref.UID}
+	unlock, err := a.lockChanges(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	return a.do(ctx, ref.Folder, selWrite, func(cn *conn) error {
-		a.changeMu.Lock()
-		defer a.changeMu.Unlock()
 		if err := checkChange(cn, []remote.Ref{ref}); err != nil {
 			return err
 		}

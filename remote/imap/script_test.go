@@ -478,3 +478,38 @@ func TestListingRowsDropped(t *testing.T) {
 		}
 	}
 }
+
+// TestRangeAnswers: a server that ignores <off.n> and sends the body from
+// its start, or more than asked, or NIL, must not have that taken for the
+// range asked for (wrong bytes, or a message cut short).
+func TestRangeAnswers(t *testing.T) {
+	body := strings.Repeat("0123456789", 10)
+	for _, tc := range []struct {
+		name, reply string
+		want        error
+	}{
+		{"no origin", fmt.Sprintf("* 1 FETCH (UID 1 BODY[] {%d}\r\n%s)\r\n", len(body), body), remote.ErrProtocol},
+		{"other origin", "* 1 FETCH (UID 1 BODY[]<0> {10}\r\n0123456789)\r\n", remote.ErrProtocol},
+		{"more than asked", fmt.Sprintf("* 1 FETCH (UID 1 BODY[]<20> {%d}\r\n%s)\r\n", len(body), body), remote.ErrProtocol},
+		{"NIL", "* 1 FETCH (UID 1 BODY[]<20> NIL)\r\n", remote.ErrNotFound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startScript(t, func(tag, verb, line string, w io.Writer) bool {
+				if verb != "UID FETCH" {
+					return false
+				}
+				io.WriteString(w, tc.reply+tag+" OK done\r\n")
+				return true
+			})
+			a := scriptAccount(t, s, 2*time.Second)
+			ref := remote.Ref{Folder: "INBOX", UIDValidity: 7, UID: 1, Key: "1"}
+			if b, err := a.BodyRange(context.Background(), ref, 20, 10); !errors.Is(err, tc.want) {
+				t.Errorf("BodyRange: got %q, %v; want %v", b, err, tc.want)
+			}
+			n, err := a.StreamRange(context.Background(), ref, 20, 10, 4, func([]byte) {})
+			if !errors.Is(err, tc.want) || n != 0 {
+				t.Errorf("StreamRange: %d bytes, %v; want none, %v", n, err, tc.want)
+			}
+		})
+	}
+}

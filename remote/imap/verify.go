@@ -27,7 +27,7 @@ import (
 //   - and undoes at once what touched another message, logs it as an error
 //     and fails the call.
 //
-// Such changes hold Account.changeMu, so that two of them on the account's
+// Such changes hold Account.changing, so that two of them on the account's
 // connections never take each other's effect for the server's mistake.
 // Another client changing the same flag on another message within the
 // moment between the two searches is taken for one, and changed back:
