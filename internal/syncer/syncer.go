@@ -153,16 +153,25 @@ func Run(ctx context.Context, acct Cache, opts Options) (Result, error) {
 			defer wg.Done()
 			for batch := range work {
 				n, bytes, err := fetchBatch(ctx, acct, batch, opts)
+				// A message the server sends garbage for (ErrProtocol)
+				// was skipped, and logged: the others of the batch, and
+				// the batches after it, go on; the run reports it.
+				skipped := err != nil && errors.Is(err, remote.ErrProtocol) && ctx.Err() == nil
 				deleted := 0
-				if err == nil && opts.DeleteFromServer != nil {
-					deleted, err = deleteBatch(ctx, acct, batch, opts)
+				var derr error
+				if (err == nil || skipped) && opts.DeleteFromServer != nil {
+					deleted, derr = deleteBatch(ctx, acct, batch, opts)
 				}
 				mu.Lock()
 				res.Messages += n
 				res.Bytes += bytes
 				res.Deleted += deleted
-				if err != nil && firstErr == nil {
-					firstErr = err
+				for _, e := range []error{err, derr} {
+					if e != nil && firstErr == nil {
+						firstErr = e
+					}
+				}
+				if (err != nil && !skipped) || derr != nil {
 					cancel()
 				}
 				mu.Unlock()

@@ -173,7 +173,8 @@ func TestDownloadGoesOn(t *testing.T) {
 		{UIDL: "m3", Raw: []byte("Subject: 3\r\n\r\nthree\r\n")},
 	}
 	store, acct := setup(t, msgs, pop3server.Options{ListSizes: map[string]int{"liar": 100}})
-	res, err := syncer.Run(t.Context(), acct, syncer.Options{Workers: 1})
+	// One message a batch: the batch after the liar's goes on too.
+	res, err := syncer.Run(t.Context(), acct, syncer.Options{Workers: 1, BatchCount: 1})
 	if !errors.Is(err, remote.ErrProtocol) || !strings.Contains(err.Error(), "liar") {
 		t.Errorf("got %v, want ErrProtocol naming the message", err)
 	}

@@ -160,13 +160,32 @@ const (
 // closed make do try once more in a fresh session (reads only, and only
 // while no data went to the caller's writer).
 func (a *Account) do(ctx context.Context, op string, mode useMode, fn func(s *session, reused bool) error) error {
+	return a.doWithin(ctx, 0, op, mode, fn)
+}
+
+// minRate is the slowest transfer a RETR's overall limit allows for.
+const minRate = 64 << 10
+
+// doWithin is do that waits at most wait (0: as long as ctx lasts) for the
+// session slot: a read through the mount must not wait behind a
+// background download for longer than the timeout, which is as long as it
+// would wait for a server that does not answer.
+func (a *Account) doWithin(ctx context.Context, wait time.Duration, op string, mode useMode, fn func(s *session, reused bool) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	var timeout <-chan time.Time
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		timeout = t.C
 	}
 	select {
 	case a.slot <- struct{}{}:
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-timeout:
+		return fmt.Errorf("pop3: %s: the maildrop is busy with another transfer (the background download): %w", op, remote.ErrUnavailable)
 	}
 	defer func() { <-a.slot }()
 	return a.run(ctx, op, mode, fn)
@@ -199,6 +218,10 @@ func (a *Account) run(ctx context.Context, op string, mode useMode, fn func(s *s
 		}
 		s.handed = false
 		end := s.dc.Begin(ctx)
+		// Besides the timeout without progress, an overall limit (a
+		// server that trickles bytes), extended by what a RETR is
+		// announced to carry (fetch).
+		s.dc.SetLimit(4 * a.cfg.Timeout)
 		err = fn(s, reused)
 		end()
 		if reused && !s.handed && ctx.Err() == nil && (errors.Is(err, errStale) || s.dead()) {
@@ -404,11 +427,11 @@ func (a *Account) List(ctx context.Context, folder string) (*remote.Listing, err
 // fetch runs a multi-line command (RETR or TOP) for the message named
 // ref.Key in a session: UIDL gives its number in that session, LIST its
 // size, which bounds the data (limitFor).
-func (a *Account) fetch(ctx context.Context, op string, ref remote.Ref, fn func(s *session, n int, size int64) error) error {
+func (a *Account) fetch(ctx context.Context, op string, ref remote.Ref, wait time.Duration, fn func(s *session, n int, size int64) error) error {
 	if err := checkFolder(ref.Folder); err != nil {
 		return err
 	}
-	return a.do(ctx, op, useRead, func(s *session, reused bool) error {
+	return a.doWithin(ctx, wait, op, useRead, func(s *session, reused bool) error {
 		n, size, ok, err := s.number(ref.Key)
 		if err != nil {
 			return err
@@ -419,6 +442,7 @@ func (a *Account) fetch(ctx context.Context, op string, ref remote.Ref, fn func(
 			}
 			return fmt.Errorf("pop3: INBOX/%s: %w", ref.Key, remote.ErrNotFound)
 		}
+		s.dc.Extend(time.Duration(size) * time.Second / minRate)
 		err = fn(s, n, size)
 		var re *respError
 		switch {
@@ -440,7 +464,7 @@ func (a *Account) fetch(ctx context.Context, op string, ref remote.Ref, fn func(
 // count it).
 func (a *Account) Body(ctx context.Context, ref remote.Ref) ([]byte, error) {
 	var out []byte
-	err := a.fetch(ctx, "body", ref, func(s *session, n int, size int64) error {
+	err := a.fetch(ctx, "body", ref, a.cfg.Timeout, func(s *session, n int, size int64) error {
 		var err error
 		out, err = s.multi("RETR "+strconv.Itoa(n), limitFor(size), size)
 		return err
@@ -455,7 +479,7 @@ func (a *Account) Body(ctx context.Context, ref remote.Ref) ([]byte, error) {
 // w as RETR delivers it (in pieces of up to 64 KiB), never held whole.
 func (a *Account) StreamBody(ctx context.Context, ref remote.Ref, w io.Writer) (int64, error) {
 	var written int64
-	err := a.fetch(ctx, "body", ref, func(s *session, n int, size int64) error {
+	err := a.fetch(ctx, "body", ref, 0, func(s *session, n int, size int64) error {
 		hw := &handWriter{w: w, s: s}
 		bw := bufio.NewWriterSize(hw, 64<<10)
 		_, err := s.multiTo("RETR "+strconv.Itoa(n), bw, limitFor(size), size)
@@ -491,7 +515,7 @@ func (h *handWriter) Write(p []byte) (int, error) {
 // BODY[HEADER.FIELDS (...)].
 func (a *Account) Header(ctx context.Context, ref remote.Ref) ([]byte, error) {
 	var out []byte
-	err := a.fetch(ctx, "header", ref, func(s *session, n int, size int64) error {
+	err := a.fetch(ctx, "header", ref, a.cfg.Timeout, func(s *session, n int, size int64) error {
 		retr := "RETR " + strconv.Itoa(n)
 		if !a.noTOP.Load() {
 			b, err := s.multi("TOP "+strconv.Itoa(n)+" 0", limitFor(size), size)

@@ -123,10 +123,10 @@ func (s *session) libError(cmd string, err error) error {
 		return s.ioError(cmd, s.g.err)
 	}
 	if text, ok := bytes.CutPrefix(s.g.last, []byte("-ERR")); ok {
-		return &respError{cmd: cmd, text: clean(strings.TrimSpace(string(text)))}
+		return &respError{cmd: cmd, text: s.text(strings.TrimSpace(string(text)))}
 	}
 	s.broken = true
-	return fmt.Errorf("pop3: %s: %s: %w: malformed reply: %s", s.a.cfg.Addr, cmd, remote.ErrProtocol, clean(err.Error()))
+	return fmt.Errorf("pop3: %s: %s: %w: malformed reply: %s", s.a.cfg.Addr, cmd, remote.ErrProtocol, s.text(err.Error()))
 }
 
 // inSync fails when the server sent more than the answer to cmd: POP3 is
@@ -311,6 +311,10 @@ func (s *session) login(greeting string) error {
 	return err
 }
 
+// text makes server text fit for an error message: the password blanked
+// (before clean shortens it, so no part of it is left), then clean.
+func (s *session) text(t string) string { return clean(s.redact(t)) }
+
 // redact removes the password from server text, in case a server echoes it.
 func (s *session) redact(text string) string {
 	if p := s.a.cfg.Password; len(p) >= 3 {
@@ -355,10 +359,10 @@ func (s *session) readStatus(cmd string) (string, error) {
 	case text == "+OK" || strings.HasPrefix(text, "+OK "):
 		return strings.TrimPrefix(strings.TrimPrefix(text, "+OK"), " "), nil
 	case text == "-ERR" || strings.HasPrefix(text, "-ERR "):
-		return "", &respError{cmd: cmd, text: clean(strings.TrimSpace(text[4:]))}
+		return "", &respError{cmd: cmd, text: s.text(strings.TrimSpace(text[4:]))}
 	}
 	s.broken = true
-	return "", fmt.Errorf("pop3: %s: %s: %w: unexpected reply %q", s.a.cfg.Addr, cmd, remote.ErrProtocol, clean(text))
+	return "", fmt.Errorf("pop3: %s: %s: %w: unexpected reply %q", s.a.cfg.Addr, cmd, remote.ErrProtocol, s.text(text))
 }
 
 // cmd sends a command and reads its status line (the data of a multi-line
