@@ -8,11 +8,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
 
+	"mailfs/internal/testenv"
 	"mailfs/remote"
 	"mailfs/remote/imap"
 )
@@ -60,7 +60,6 @@ func FuzzResponses(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, list, examine, fetch []byte) {
 		srv := fuzzStartServer(t, map[string][]byte{"LIST": list, "SELECT": examine, "EXAMINE": examine, "UID FETCH": fetch})
-		defer srv.close()
 
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		a, err := imap.Dial(ctx, imap.Config{Addr: srv.addr, TLS: imap.TLSNone, Username: "u", Password: "p",
@@ -252,52 +251,15 @@ func fuzzDigits(b []byte, max int) int {
 // those bytes and then the command's tagged OK.
 type fuzzServer struct {
 	addr    string
-	ln      net.Listener
 	replies map[string][]byte
-	wg      sync.WaitGroup
-
-	mu    sync.Mutex // protects conns
-	conns []net.Conn
 }
 
+// fuzzStartServer starts a fuzzServer; it stops with the test.
 func fuzzStartServer(t *testing.T, replies map[string][]byte) *fuzzServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &fuzzServer{addr: ln.Addr().String(), ln: ln, replies: replies}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.mu.Lock()
-			s.conns = append(s.conns, c)
-			s.mu.Unlock()
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				defer c.Close()
-				s.serve(c)
-			}()
-		}
-	}()
+	s := &fuzzServer{replies: replies}
+	s.addr = testenv.Serve(t, s.serve)
 	return s
-}
-
-// close stops the server and waits for its goroutines.
-func (s *fuzzServer) close() {
-	s.ln.Close()
-	s.mu.Lock()
-	for _, c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
 }
 
 const fuzzCaps = "IMAP4rev1 UIDPLUS MOVE"

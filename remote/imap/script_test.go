@@ -36,42 +36,8 @@ type handler func(tag, verb, line string, w io.Writer) bool
 
 func startScript(t *testing.T, h handler) *script {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &script{addr: ln.Addr().String()}
-	var wg sync.WaitGroup
-	var conns []net.Conn
-	var cmu sync.Mutex
-	t.Cleanup(func() {
-		ln.Close()
-		cmu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		cmu.Unlock()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			cmu.Lock()
-			conns = append(conns, c)
-			cmu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				s.serve(c, h)
-			}()
-		}
-	}()
+	s := &script{}
+	s.addr = testenv.Serve(t, func(c net.Conn) { s.serve(c, h) })
 	return s
 }
 
@@ -319,39 +285,25 @@ func TestImpossibleSize(t *testing.T) {
 // came: a server that echoes the command put the password, and escape
 // sequences, on the terminal.
 func TestLoginTextSanitized(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
+	addr := testenv.Serve(t, func(c net.Conn) {
+		io.WriteString(c, "* OK [CAPABILITY IMAP4rev1] hi\r\n")
+		r := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			line, err := r.ReadString('\n')
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				io.WriteString(c, "* OK [CAPABILITY IMAP4rev1] hi\r\n")
-				r := bufio.NewReader(c)
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					tag, rest, _ := strings.Cut(strings.TrimRight(line, "\r\n"), " ")
-					if strings.HasPrefix(strings.ToUpper(rest), "LOGIN") {
-						io.WriteString(c, tag+" NO [AUTHENTICATIONFAILED] \x1b[2J\x1b]0;pwned\x07you sent: "+rest+"\r\n")
-						continue
-					}
-					io.WriteString(c, tag+" OK done\r\n")
-				}
-			}()
+			tag, rest, _ := strings.Cut(strings.TrimRight(line, "\r\n"), " ")
+			if strings.HasPrefix(strings.ToUpper(rest), "LOGIN") {
+				io.WriteString(c, tag+" NO [AUTHENTICATIONFAILED] \x1b[2J\x1b]0;pwned\x07you sent: "+rest+"\r\n")
+				continue
+			}
+			io.WriteString(c, tag+" OK done\r\n")
 		}
-	}()
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, err = imap.Dial(ctx, imap.Config{Addr: ln.Addr().String(), TLS: imap.TLSNone, Username: "me", Password: "s3cret-Pass", Auth: "login"})
+	_, err := imap.Dial(ctx, imap.Config{Addr: addr, TLS: imap.TLSNone, Username: "me", Password: "s3cret-Pass", Auth: "login"})
 	if !errors.Is(err, remote.ErrAuth) {
 		t.Fatalf("got %v, want ErrAuth", err)
 	}

@@ -393,53 +393,20 @@ func TestSTLSNotOffered(t *testing.T) {
 // gets the command's first word); false closes the connection.
 func fakeServer(t *testing.T, greeting string, handle func(c net.Conn, cmd string) bool) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	return testenv.Serve(t, func(c net.Conn) {
+		c.Write([]byte(greeting + "\r\n"))
+		r := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			line, err := r.ReadString('\n')
 			if err != nil {
 				return
 			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				c.Write([]byte(greeting + "\r\n"))
-				r := bufio.NewReader(c)
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					cmd, _, _ := strings.Cut(strings.TrimSpace(line), " ")
-					if !handle(c, strings.ToUpper(cmd)) {
-						return
-					}
-				}
-			}()
+			cmd, _, _ := strings.Cut(strings.TrimSpace(line), " ")
+			if !handle(c, strings.ToUpper(cmd)) {
+				return
+			}
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // stallingServer logs in, lists one message and stops answering halfway
