@@ -19,23 +19,19 @@ type folderState struct {
 	fs   *FS
 	name string
 
-	mu           sync.Mutex // protects the fields below
-	listedAt     time.Time
-	validity     uint32
-	order        []*msgState           // display order (ascending UID)
-	byKey        map[string]*msgState  // current messages by key
-	refreshing   chan struct{}         // closed when the running List ends
-	refreshStart time.Time             // when it began
-	listErr      error                 // why the last List failed
-	failures     int                   // failed Lists in a row
-	retryAt      time.Time             // no List before this, after a failure
-	stale        bool                  // a change made here: list again at the next look
-	gen          uint64                // counts changes made here; a listing fetched across one is stale
-	short        map[string]string     // keys of messages whose names were shortened, by name
-	aliases      map[string]alias      // names mv gave moved messages, until listings show their UIDs
-	drafts       map[string]*draftNode // files being written, appended when closed
-	lastOpen     int                   // index in order of the last message opened, for read-ahead
-	prefetching  int                   // read-ahead batches in flight
+	mu          sync.Mutex // protects the fields below
+	listedAt    time.Time
+	validity    uint32
+	order       []*msgState           // display order (ascending UID)
+	byKey       map[string]*msgState  // current messages by key
+	ref         refresher             // the listing's fetches
+	stale       bool                  // a change made here: list again at the next look
+	gen         uint64                // counts changes made here; a listing fetched across one is stale
+	short       map[string]string     // keys of messages whose names were shortened, by name
+	aliases     map[string]alias      // names mv gave moved messages, until listings show their UIDs
+	drafts      map[string]*draftNode // files being written, appended when closed
+	lastOpen    int                   // index in order of the last message opened, for read-ahead
+	prefetching int                   // read-ahead batches in flight
 }
 
 // noteOpen records that ms is being opened and reports whether reading
@@ -65,88 +61,55 @@ func (s *folderState) listing(ctx context.Context, maxAge time.Duration) ([]*msg
 		s.mu.Unlock()
 		return order, nil
 	}
-	ch := s.refreshing
-	if ch == nil {
-		if time.Now().Before(s.retryAt) {
-			// Backing off after a failure.
-			order, err := s.order, s.listErr
-			s.mu.Unlock()
-			if have {
-				return order, nil
-			}
-			return nil, err
+	ch, fresh := s.ref.begin()
+	if ch == nil { // backing off after a failure
+		order, err := s.order, s.ref.err
+		s.mu.Unlock()
+		if have {
+			return order, nil
 		}
-		ch = make(chan struct{})
-		s.refreshing = ch
-		s.refreshStart = time.Now()
-		go s.refresh(ch, s.gen, have)
+		return nil, err
+	}
+	if fresh {
+		go s.refresh(s.gen, have)
 	}
 	// Only old (and not asked for fresh, maxAge 0): wait a little for the
-	// refresh, counted from its start, then serve it.
-	wait := have && !s.stale && maxAge > 0
-	start := s.refreshStart
+	// refresh, then serve it.
+	patient := !have || s.stale || maxAge <= 0
+	started := s.ref.started
 	s.mu.Unlock()
-	var timer <-chan time.Time
-	if wait {
-		t := time.NewTimer(time.Until(start.Add(refreshWait)))
-		defer t.Stop()
-		timer = t.C
-	}
-	// The fetch belongs to every waiter and runs on the background context;
-	// each caller, the one that started it too, stops waiting when its own
-	// request is interrupted.
-	select {
-	case <-ch:
-	case <-timer:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if err := waitRefresh(ctx, ch, started, patient); err != nil {
+		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.listedAt.IsZero() {
-		return nil, s.listErr
+		return nil, s.ref.err
 	}
 	return s.order, nil
 }
 
-// refreshWait is how long a request waits for the refresh of a listing
-// that is only old before it is served the old one.
-const refreshWait = 500 * time.Millisecond
-
-// refresh fetches the listing and installs it, then closes ch. A failure
-// keeps the listing there was (logged), or is listErr when there was none,
-// and backs off.
-func (s *folderState) refresh(ch chan struct{}, gen uint64, have bool) {
+// refresh fetches the listing and installs it. A failure keeps the
+// listing there was (logged), or is the refresher's err when there was
+// none.
+func (s *folderState) refresh(gen uint64, have bool) {
 	lctx, cancel := context.WithTimeout(s.fs.bg, 10*time.Minute)
 	lst, err := s.fs.acct.List(lctx, s.name)
 	cancel()
 	var removed []*msgState
 	s.mu.Lock()
-	s.refreshing = nil
 	if err == nil {
 		removed = s.apply(lst)
 		if s.gen != gen {
 			s.stale = true // changed while the listing was on its way
 		}
-		s.failures = 0
-		s.retryAt = time.Time{}
-	} else {
-		s.failures++
-		s.retryAt = time.Now().Add(backoff(s.failures))
 	}
-	s.listErr = err
-	close(ch)
+	s.ref.end(err)
 	s.mu.Unlock()
 	if err != nil && have {
 		s.fs.log.Warn("mailfs: listing refresh failed, keeping the old one", "folder", s.name, "err", err)
 	}
 	s.fs.forget(removed)
-}
-
-// backoff is the wait after the n-th failure in a row: 2 s, doubling, at
-// most a minute.
-func backoff(n int) time.Duration {
-	return min(2*time.Second<<min(n-1, 5), time.Minute)
 }
 
 // apply installs a new listing and returns the messages that left. Called

@@ -88,18 +88,12 @@ type FS struct {
 	bg     context.Context
 	cancel context.CancelFunc
 
-	mu         sync.Mutex              // protects the fields below
-	dirs       map[string]*dirInfo     // by escaped path ("" is the root)
-	folders    map[string]*folderState // by server folder name
-	listedAt   time.Time
-	refreshing chan struct{} // closed when the running folder-list fetch ends
-	treeErr    error         // why the last folder-list fetch failed
-	// treeFailures counts failed folder-list fetches in a row; none starts
-	// before treeRetry.
-	treeFailures int
-	treeRetry    time.Time
-	treeStart    time.Time // when the running folder-list fetch began
-	treeGen      uint64    // counts changes to the tree made here
+	mu       sync.Mutex              // protects the fields below
+	dirs     map[string]*dirInfo     // by escaped path ("" is the root)
+	folders  map[string]*folderState // by server folder name
+	listedAt time.Time
+	treeRef  refresher // the folder list's fetches
+	treeGen  uint64    // counts changes to the tree made here
 }
 
 // dirInfo is one directory of the tree.
@@ -176,71 +170,51 @@ func (f *FS) tree(ctx context.Context) (map[string]*dirInfo, error) {
 		f.mu.Unlock()
 		return dirs, nil
 	}
-	ch := f.refreshing
-	if ch == nil {
-		if time.Now().Before(f.treeRetry) {
-			dirs, err := f.dirs, f.treeErr
-			f.mu.Unlock()
-			if have {
-				return dirs, nil
-			}
-			return nil, err
+	ch, fresh := f.treeRef.begin()
+	if ch == nil { // backing off after a failure
+		dirs, err := f.dirs, f.treeRef.err
+		f.mu.Unlock()
+		if have {
+			return dirs, nil
 		}
-		ch = make(chan struct{})
-		f.refreshing = ch
-		f.treeStart = time.Now()
-		go f.refreshTree(ch, f.treeGen)
+		return nil, err
 	}
-	wait := have && !f.listedAt.IsZero()
-	start := f.treeStart
+	if fresh {
+		go f.refreshTree(f.treeGen)
+	}
+	patient := !have || f.listedAt.IsZero()
+	started := f.treeRef.started
 	f.mu.Unlock()
-	var timer <-chan time.Time
-	if wait {
-		t := time.NewTimer(time.Until(start.Add(refreshWait)))
-		defer t.Stop()
-		timer = t.C
-	}
-	select {
-	case <-ch:
-	case <-timer:
-	case <-ctx.Done():
-		return nil, ctx.Err() // the fetch goes on for the others
+	if err := waitRefresh(ctx, ch, started, patient); err != nil {
+		return nil, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.dirs == nil {
-		return nil, f.treeErr
+		return nil, f.treeRef.err
 	}
 	return f.dirs, nil
 }
 
-// refreshTree fetches the folder list and builds the tree, then closes ch.
-// A failure keeps the tree there was (logged), or is treeErr when there was
-// none, and backs off.
-func (f *FS) refreshTree(ch chan struct{}, gen uint64) {
+// refreshTree fetches the folder list and builds the tree. A failure
+// keeps the tree there was (logged), or is the refresher's err when there
+// was none.
+func (f *FS) refreshTree(gen uint64) {
 	fctx, cancel := context.WithTimeout(f.bg, 5*time.Minute)
 	folders, err := f.acct.Folders(fctx)
 	cancel()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.refreshing = nil
-	f.treeErr = err
 	if err == nil {
 		f.dirs = buildTree(folders)
 		f.listedAt = time.Now()
 		if f.treeGen != gen {
 			f.listedAt = time.Time{} // a change here came in meanwhile
 		}
-		f.treeFailures = 0
-		f.treeRetry = time.Time{}
-	} else {
-		f.treeFailures++
-		f.treeRetry = time.Now().Add(backoff(f.treeFailures))
-		if f.dirs != nil {
-			f.log.Warn("mailfs: folder list refresh failed, keeping the old one", "err", err)
-		}
+	} else if f.dirs != nil {
+		f.log.Warn("mailfs: folder list refresh failed, keeping the old one", "err", err)
 	}
-	close(ch)
+	f.treeRef.end(err)
 }
 
 // buildTree turns the folder list into directories. A folder's parents
