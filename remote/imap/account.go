@@ -1081,20 +1081,5 @@ func (a *Account) unsolicited(msg *imapclient.FetchMessageData) {
 var errRefused = errors.New("refused by the server")
 
 // serverText makes text from the server fit for an error message or a
-// log line: the password removed wherever the server echoes it, control
-// characters (terminal escape sequences) dropped, the length bounded.
-func (a *Account) serverText(text string) string {
-	if p := a.cfg.Password; len(p) >= 3 {
-		text = strings.ReplaceAll(text, p, "***")
-	}
-	text = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-			return -1
-		}
-		return r
-	}, strings.ToValidUTF8(text, "?"))
-	if len(text) > 300 {
-		text = strings.ToValidUTF8(text[:300], "") + "..."
-	}
-	return text
-}
+// log line (remote.ServerText), the password blanked.
+func (a *Account) serverText(text string) string { return remote.ServerText(text, a.cfg.Password) }

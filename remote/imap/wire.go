@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"mailfs/internal/deadline"
@@ -295,16 +296,12 @@ type rawName struct {
 // nameMap holds the folder names the guard rewrote, by the name
 // imapclient was given.
 type nameMap struct {
-	mu    sync.Mutex
+	mu    sync.Mutex // protects names
 	names map[string]rawName
-	n     int // len(names), read without the lock
+	n     atomic.Int32 // len(names), read without the lock on every write
 }
 
-func (a *Account) hasRawNames() bool {
-	a.raw.mu.Lock()
-	defer a.raw.mu.Unlock()
-	return a.raw.n > 0
-}
+func (a *Account) hasRawNames() bool { return a.raw.n.Load() > 0 }
 
 // fixNames rewrites the folder name of a LIST, LSUB or STATUS response
 // when go-imap could not decode it.
@@ -325,7 +322,7 @@ func (a *Account) fixNames(line []byte) []byte {
 	}
 	_, seen := a.raw.names[name]
 	a.raw.names[name] = rawName{wire: wire, encoded: encoded}
-	a.raw.n = len(a.raw.names)
+	a.raw.n.Store(int32(len(a.raw.names)))
 	a.raw.mu.Unlock()
 	if !seen {
 		a.log.Warn("imap: a folder name is not valid modified UTF-7; shown as decoded leniently",

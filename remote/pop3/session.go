@@ -78,18 +78,7 @@ func (e *respError) temporary() bool {
 }
 
 // clean makes server text fit in a one-line error message.
-func clean(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return -1
-		}
-		return r
-	}, s)
-	if len(s) > 200 {
-		s = s[:200] + "..."
-	}
-	return s
-}
+func clean(s string) string { return remote.ServerText(s, "") }
 
 // ioError wraps a failure below POP3 (the connection broke, timed out or was
 // cancelled) as remote.ErrUnavailable.
@@ -302,26 +291,18 @@ func (s *session) login(greeting string) error {
 	case err == nil:
 		return nil
 	case errors.As(err, &re) && re.temporary():
-		re.text = s.redact(re.text)
+		// re.text is the server's text without our password (s.text).
 		return fmt.Errorf("pop3: %s: login as %q: %w: %w", cfg.Addr, cfg.Username, remote.ErrUnavailable, re)
 	case errors.As(err, &re):
-		// The server's text, never our password.
-		return fmt.Errorf("pop3: %s: login as %q: %w: %s", cfg.Addr, cfg.Username, remote.ErrAuth, s.redact(re.text))
+		// The server's text, never our password (s.text).
+		return fmt.Errorf("pop3: %s: login as %q: %w: %s", cfg.Addr, cfg.Username, remote.ErrAuth, re.text)
 	}
 	return err
 }
 
-// text makes server text fit for an error message: the password blanked
-// (before clean shortens it, so no part of it is left), then clean.
-func (s *session) text(t string) string { return clean(s.redact(t)) }
-
-// redact removes the password from server text, in case a server echoes it.
-func (s *session) redact(text string) string {
-	if p := s.a.cfg.Password; len(p) >= 3 {
-		text = strings.ReplaceAll(text, p, "***")
-	}
-	return text
-}
+// text makes server text fit for an error message, the password blanked
+// (before it is shortened, so that no part of it is left).
+func (s *session) text(t string) string { return remote.ServerText(t, s.a.cfg.Password) }
 
 // apopTimestamp returns the <...> timestamp of an APOP greeting, or "".
 func apopTimestamp(greeting string) string {
