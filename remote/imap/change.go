@@ -296,50 +296,47 @@ func strays(asked []uint32, src, dst imap.NumSet) []uint32 {
 }
 
 // strayMoves moves back to folder what a MOVE of asked took from it besides
-// asked, by its COPYUID, and fails with errCollateral if there was any. cn
-// has folder open read-write, and has it again afterwards.
+// asked, by its COPYUID, and fails with errCollateral if there was any.
 func (a *Account) strayMoves(cn *conn, folder, dest string, asked []uint32, data *imapclient.MoveData) error {
-	back := strays(asked, data.SourceUIDs, data.DestUIDs)
-	if len(back) == 0 {
-		return nil
-	}
-	err := a.onFolder(cn, dest, data.UIDValidity, folder, func() error {
-		there, _, err := a.present(cn, back)
-		if err != nil || len(there) == 0 {
-			return err
-		}
-		_, err = cn.c.Move(uidSet(there), folder).Wait()
+	return a.undoStrays(cn, folder, dest, asked, data.SourceUIDs, data.DestUIDs, data.UIDValidity, "moved (moved back)", func(there []uint32) error {
+		_, err := cn.c.Move(uidSet(there), folder).Wait()
 		return err
 	})
-	a.log.Error("imap: THE SERVER MOVED MESSAGES MAILFS DID NOT ASK FOR; moved back",
-		"folder", folder, "to", dest, "asked", uidSet(asked).String(), "also_moved_now", uidSet(back).String(), "undo_err", err)
-	return fmt.Errorf("imap: move %s from %q to %q: %w (now UIDs %s of %q, moved back)", uidSet(asked), folder, dest, errCollateral, uidSet(back), dest)
 }
 
 // strayCopies removes from dest the copies a COPY of asked made of messages
 // not asked for, by its COPYUID, and fails with errCollateral if there were
 // any. They are mailfs's own copies, made a moment ago: removing them
-// leaves dest as it was. cn has folder open read-write, and has it again
-// afterwards.
+// leaves dest as it was.
 func (a *Account) strayCopies(cn *conn, folder, dest string, asked []uint32, data *imap.CopyData) error {
-	extra := strays(asked, data.SourceUIDs, data.DestUIDs)
-	if len(extra) == 0 {
-		return nil
-	}
-	err := a.onFolder(cn, dest, data.UIDValidity, folder, func() error {
-		there, _, err := a.present(cn, extra)
-		if err != nil || len(there) == 0 {
-			return err
-		}
+	return a.undoStrays(cn, folder, dest, asked, data.SourceUIDs, data.DestUIDs, data.UIDValidity, "copied (copies removed)", func(there []uint32) error {
 		flagged, err := a.safeStore(cn, there, imap.StoreFlagsAdd, []imap.Flag{imap.FlagDeleted})
 		if err != nil {
 			return err
 		}
 		return a.uidExpunge(cn, flagged)
 	})
-	a.log.Error("imap: THE SERVER COPIED MESSAGES MAILFS DID NOT ASK FOR; copies removed",
-		"folder", folder, "to", dest, "asked", uidSet(asked).String(), "copies", uidSet(extra).String(), "undo_err", err)
-	return fmt.Errorf("imap: copy %s from %q to %q: %w (copies %s removed from %q)", uidSet(asked), folder, dest, errCollateral, uidSet(extra), dest)
+}
+
+// undoStrays runs undo in dest on what a COPY or MOVE of asked (from folder)
+// took besides asked, by its COPYUID (src, dst, validity), as dest still
+// has it; logs it as an error and fails with errCollateral if there was
+// any. cn has folder open read-write, and has it again afterwards.
+func (a *Account) undoStrays(cn *conn, folder, dest string, asked []uint32, src, dst imap.NumSet, validity uint32, what string, undo func(there []uint32) error) error {
+	extra := strays(asked, src, dst)
+	if len(extra) == 0 {
+		return nil
+	}
+	err := a.onFolder(cn, dest, validity, folder, func() error {
+		there, _, err := a.present(cn, extra)
+		if err != nil || len(there) == 0 {
+			return err
+		}
+		return undo(there)
+	})
+	a.log.Error("imap: THE SERVER TOOK MESSAGES MAILFS DID NOT ASK FOR: "+what,
+		"folder", folder, "to", dest, "asked", uidSet(asked).String(), "also_taken_now", uidSet(extra).String(), "undo_err", err)
+	return fmt.Errorf("imap: %s from %q to %q: %w (UIDs %s of %q: %s)", uidSet(asked), folder, dest, errCollateral, uidSet(extra), dest, what)
 }
 
 // onFolder runs fn with other open read-write on cn, then opens back
