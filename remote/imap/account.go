@@ -594,8 +594,7 @@ func (a *Account) List(ctx context.Context, folder string) (*remote.Listing, err
 				}
 			}
 			if row.UID == 0 {
-				a.log.Warn("imap: listing row without a UID, skipped", "folder", folder, "seq", msg.SeqNum)
-				continue
+				continue // never routed here: a row with UID 0 is logged by unsolicited
 			}
 			if row.Size < 0 || row.Size > maxNumber {
 				// Beyond IMAP's 32-bit numbers: no range can reach the
@@ -679,7 +678,7 @@ func (a *Account) fetchSection(ctx context.Context, ref remote.Ref, section *ima
 		// it last told this session the folder's size). A NOOP lets the
 		// server tell it; only if the message is still not there is it
 		// gone.
-		if err := a.catchUp(cn, ref); err != nil {
+		if err := catchUp(cn); err != nil {
 			return err
 		}
 		found, err = fetchOneSection(cn, ref.UID, section, consume)
@@ -690,9 +689,16 @@ func (a *Account) fetchSection(ctx context.Context, ref remote.Ref, section *ima
 	})
 }
 
+// sentNIL is the error of a body or range the server sent as NIL, not
+// "": Dovecot's answer for a message another session expunged. Never an
+// empty message, nor the end of one.
+func sentNIL(ref remote.Ref) error {
+	return fmt.Errorf("imap: %s/%d: the server sends NIL for it: %w", ref.Folder, ref.UID, remote.ErrNotFound)
+}
+
 // catchUp has the session learn what changed in its folder since it last
 // heard (NOOP).
-func (a *Account) catchUp(cn *conn, ref remote.Ref) error {
+func catchUp(cn *conn) error {
 	return cn.c.Noop().Wait()
 }
 
@@ -740,7 +746,7 @@ func (a *Account) fetchOne(ctx context.Context, ref remote.Ref, section *imap.Fe
 			// NIL, not "" (which a range past the end is): Dovecot's
 			// answer for a message another session expunged. Never an
 			// empty message, nor the end of one.
-			return fmt.Errorf("imap: %s/%d: the server sends NIL for it: %w", ref.Folder, ref.UID, remote.ErrNotFound)
+			return sentNIL(ref)
 		}
 		var err error
 		out, err = readLiteral(lit, max)
@@ -761,7 +767,7 @@ func (a *Account) StreamRange(ctx context.Context, ref remote.Ref, off, n, piece
 		func(lit imap.LiteralReader) error {
 			if lit == nil {
 				// NIL, not "": the message is gone.
-				return fmt.Errorf("imap: %s/%d: the server sends NIL for it: %w", ref.Folder, ref.UID, remote.ErrNotFound)
+				return sentNIL(ref)
 			}
 			if lit.Size() > p.Size {
 				return fmt.Errorf("imap: the server sends %d bytes where %d at most were asked for: %w", lit.Size(), p.Size, remote.ErrProtocol)
@@ -1005,7 +1011,7 @@ func (a *Account) Bodies(ctx context.Context, refs []remote.Ref, fn func(remote.
 		}
 		// Listed messages the session did not answer for may be new to
 		// it: once more after a NOOP (see fetchSection).
-		if err := a.catchUp(cn, refs[0]); err != nil {
+		if err := catchUp(cn); err != nil {
 			return err
 		}
 		var rest imap.UIDSet
