@@ -234,57 +234,43 @@ func lineKind(head []byte) string {
 
 // Write passes a command on, with the server's own bytes for a folder
 // name that reached imapclient rewritten (fixNames); literal data passes
-// unchanged.
+// unchanged. It follows the literals the commands announce, to tell the
+// two apart.
 func (g *guard) Write(p []byte) (int, error) {
-	if !g.a.hasRawNames() {
-		g.trackLiterals(p)
-		return g.Conn.Write(p)
-	}
+	rewrite := g.a.hasRawNames()
 	var out []byte
 	for rest := p; len(rest) > 0; {
+		var seg []byte
 		if g.wlit > 0 {
-			k := int(min(g.wlit, int64(len(rest))))
-			out = append(out, rest[:k]...)
-			g.wlit -= int64(k)
-			rest = rest[k:]
-			continue
+			k := min(g.wlit, int64(len(rest)))
+			seg, rest = rest[:k], rest[k:]
+			g.wlit -= k
+		} else {
+			i := bytes.IndexByte(rest, '\n')
+			if i < 0 {
+				i = len(rest) - 1 // the rest of a line
+			}
+			seg, rest = rest[:i+1], rest[i+1:]
+			if rewrite {
+				seg = g.a.rawCommand(seg)
+			}
+			if seg[len(seg)-1] == '\n' {
+				if n, ok := literalAt(seg); ok {
+					g.wlit = n
+				}
+			}
 		}
-		i := bytes.IndexByte(rest, '\n')
-		seg := rest
-		if i >= 0 {
-			seg = rest[:i+1]
+		if rewrite {
+			out = append(out, seg...)
 		}
-		rest = rest[len(seg):]
-		fixed := g.a.rawCommand(seg)
-		out = append(out, fixed...)
-		if n, ok := literalAt(fixed); ok {
-			g.wlit = n
-		}
+	}
+	if !rewrite {
+		return g.Conn.Write(p)
 	}
 	if _, err := g.Conn.Write(out); err != nil {
 		return 0, err
 	}
 	return len(p), nil
-}
-
-// trackLiterals follows the literals of commands written unchanged.
-func (g *guard) trackLiterals(p []byte) {
-	for rest := p; len(rest) > 0; {
-		if g.wlit > 0 {
-			k := min(g.wlit, int64(len(rest)))
-			g.wlit -= k
-			rest = rest[k:]
-			continue
-		}
-		i := bytes.IndexByte(rest, '\n')
-		if i < 0 {
-			return // the rest of a line: no literal announced yet
-		}
-		if n, ok := literalAt(rest[:i+1]); ok {
-			g.wlit = n
-		}
-		rest = rest[i+1:]
-	}
 }
 
 // rawName is a folder name the server sent that go-imap could not take.
