@@ -33,6 +33,7 @@ func FuzzParse(f *testing.F) {
 		"[accounts.\"a\\nb\"]\nprotocol = \"imap\"\n",
 		"[accounts.work]\nhost = \"h\\u0000\"\n",
 		"x = \"\xff\"\n",
+		"[accounts]\n0={protocol=\"token=000\"}",
 	} {
 		f.Add(s)
 	}
@@ -136,7 +137,7 @@ func checkSecretsHidden(t *testing.T, src, msg string) {
 	t.Helper()
 	for _, m := range secretAssign.FindAllStringSubmatchIndex(src, 8) {
 		key := src[m[2]:m[3]]
-		if strings.EqualFold(key, "password_env") {
+		if strings.EqualFold(key, "password_env") || !keyPosition(src, m[2]) {
 			continue
 		}
 		for _, tok := range valueToken.FindAllString(valueText(src[m[1]:]), 8) {
@@ -156,6 +157,24 @@ func checkSecretsHidden(t *testing.T, src, msg string) {
 			}
 		}
 	}
+}
+
+// keyPosition reports whether a key could start at src[i]: not inside a
+// quoted string of its line (`protocol = "token=000"` assigns nothing).
+func keyPosition(src string, i int) bool {
+	line := src[strings.LastIndexByte(src[:i], '\n')+1 : i]
+	quoted := byte(0)
+	for j := 0; j < len(line); j++ {
+		switch c := line[j]; {
+		case quoted == 0 && (c == '"' || c == '\''):
+			quoted = c
+		case quoted == '"' && c == '\\':
+			j++
+		case c == quoted:
+			quoted = 0
+		}
+	}
+	return quoted == 0
 }
 
 func commonPrefix(a, b string) int {
